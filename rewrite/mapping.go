@@ -1,0 +1,395 @@
+package rewrite
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// ErrNotMapped means the reference's registry has no pull-through cache
+// rule, so no ECR repository serves it.
+var ErrNotMapped = errors.New("no pull-through cache rule for this registry")
+
+// ErrInvalidReference means the input is not a valid image reference.
+var ErrInvalidReference = errors.New("invalid image reference")
+
+// DockerHub is the canonical name of Docker Hub, the registry of references
+// that name no registry.
+const DockerHub = "docker.io"
+
+// Root is the prefix value ECR uses for "no prefix": as an upstream
+// repository prefix it matches every upstream repository, as an ECR
+// repository prefix (ECR-to-ECR rules only) it maps repositories unchanged.
+const Root = "ROOT"
+
+// Rule is one pull-through cache rule: repositories under Prefix on the
+// account's ECR registry are imported from Upstream.
+type Rule struct {
+	// Prefix is the ECR repository prefix, such as "docker-hub", or Root.
+	Prefix string
+	// Upstream is the registry host people type, normalised with
+	// NormalizeHost: "docker.io", "public.ecr.aws", "quay.io",
+	// "myregistry.azurecr.io", "111122223333.dkr.ecr.eu-west-1.amazonaws.com".
+	Upstream string
+	// UpstreamURL is the upstreamRegistryUrl ECR reports, such as
+	// "registry-1.docker.io". Empty means UpstreamURLFor(Upstream).
+	UpstreamURL string
+	// UpstreamRegistry is ECR's name for the upstream kind ("docker-hub",
+	// "ecr-public", "quay", "k8s", "github-container-registry", ...), or "".
+	UpstreamRegistry string
+	// UpstreamRepositoryPrefix limits the rule to upstream repositories
+	// under this path. Empty (ECR's ROOT) matches every repository.
+	UpstreamRepositoryPrefix string
+	// CredentialARN is the Secrets Manager secret holding the upstream's
+	// credentials, for upstreams that need them.
+	CredentialARN string
+	// CustomRoleARN is the role ECR assumes for an ECR-to-ECR rule.
+	CustomRoleARN string
+	// Source says where the rule came from: "account", "saved", "config"
+	// or "flag".
+	Source string
+}
+
+// NeedsCredentials reports whether ECR needs a Secrets Manager secret to
+// import from this rule's upstream.
+func (r Rule) NeedsCredentials() bool {
+	switch r.UpstreamRegistry {
+	case "ecr-public", "k8s", "quay", "ecr":
+		return false
+	case "":
+		switch r.Upstream {
+		case "public.ecr.aws", "registry.k8s.io", "quay.io":
+			return false
+		}
+		return !IsECRHost(r.Upstream)
+	}
+	return true
+}
+
+// upstreamPath maps a repository path below the rule's ECR prefix to the
+// upstream repository path.
+func (r Rule) upstreamPath(rest string) string {
+	if r.UpstreamRepositoryPrefix == "" {
+		return rest
+	}
+	return r.UpstreamRepositoryPrefix + "/" + rest
+}
+
+// ecrPath maps an upstream repository path to the ECR repository path, and
+// reports whether the rule covers it.
+func (r Rule) ecrPath(repo string) (string, bool) {
+	rest := repo
+	if r.UpstreamRepositoryPrefix != "" {
+		var ok bool
+		rest, ok = strings.CutPrefix(repo, r.UpstreamRepositoryPrefix+"/")
+		if !ok {
+			return "", false
+		}
+	}
+	if r.Prefix == Root {
+		return rest, true
+	}
+	return r.Prefix + "/" + rest, true
+}
+
+// Mapping maps public image references to the account's ECR registry and
+// back. It is immutable and safe for concurrent use.
+type Mapping struct {
+	registry string
+	rules    []Rule            // sorted by Upstream, then longest UpstreamRepositoryPrefix
+	byHost   map[string][]Rule // longest UpstreamRepositoryPrefix first
+	byPrefix []Rule            // longest Prefix first, Root last
+}
+
+// prefixPattern is ECR's rule for a repository prefix, with ROOT accepted.
+var prefixPattern = regexp.MustCompile(`^(ROOT|[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)$`)
+
+// NewMapping returns the mapping of registry (an ECR registry host, with a
+// port if it has one) under rules. Rules are normalised; two rules for the
+// same upstream repositories, or two rules with the same prefix, are an
+// error.
+func NewMapping(registry string, rules []Rule) (*Mapping, error) {
+	registry = strings.ToLower(strings.TrimSpace(registry))
+	registry = strings.TrimPrefix(strings.TrimPrefix(registry, "https://"), "http://")
+	registry = strings.TrimSuffix(registry, "/")
+	if registry == "" {
+		return nil, errors.New("no ECR registry host: set registry in the config file or pass --registry, such as 123456789012.dkr.ecr.us-east-1.amazonaws.com")
+	}
+	if !hostPattern.MatchString(registry) {
+		return nil, fmt.Errorf("registry %q is not a registry host: want a host name with an optional port, such as 123456789012.dkr.ecr.us-east-1.amazonaws.com", registry)
+	}
+	m := &Mapping{registry: registry, byHost: map[string][]Rule{}}
+	prefixes := map[string]Rule{}
+	for _, r := range rules {
+		r, err := normalizeRule(r)
+		if err != nil {
+			return nil, err
+		}
+		if other, ok := prefixes[r.Prefix]; ok {
+			return nil, fmt.Errorf("prefix %q is used by two rules (%s and %s): each ECR prefix serves one upstream", r.Prefix, describeRule(other), describeRule(r))
+		}
+		prefixes[r.Prefix] = r
+		for _, other := range m.byHost[r.Upstream] {
+			if other.UpstreamRepositoryPrefix == r.UpstreamRepositoryPrefix {
+				return nil, fmt.Errorf("upstream %q has two rules (%s and %s): keep one", r.Upstream, describeRule(other), describeRule(r))
+			}
+		}
+		m.byHost[r.Upstream] = append(m.byHost[r.Upstream], r)
+		m.rules = append(m.rules, r)
+	}
+	for _, rs := range m.byHost {
+		sort.SliceStable(rs, func(i, j int) bool {
+			return len(rs[i].UpstreamRepositoryPrefix) > len(rs[j].UpstreamRepositoryPrefix)
+		})
+	}
+	sort.SliceStable(m.rules, func(i, j int) bool {
+		if m.rules[i].Upstream != m.rules[j].Upstream {
+			return m.rules[i].Upstream < m.rules[j].Upstream
+		}
+		return len(m.rules[i].UpstreamRepositoryPrefix) > len(m.rules[j].UpstreamRepositoryPrefix)
+	})
+	m.byPrefix = append([]Rule(nil), m.rules...)
+	sort.SliceStable(m.byPrefix, func(i, j int) bool {
+		pi, pj := m.byPrefix[i].Prefix, m.byPrefix[j].Prefix
+		if (pi == Root) != (pj == Root) {
+			return pj == Root
+		}
+		return len(pi) > len(pj)
+	})
+	return m, nil
+}
+
+// hostPattern is a whole registry host with an optional port.
+var hostPattern = regexp.MustCompile(`^(?:` + reference.DomainRegexp.String() + `)$`)
+
+func describeRule(r Rule) string {
+	s := r.Prefix + "=" + r.Upstream
+	if r.UpstreamRepositoryPrefix != "" {
+		s += "/" + r.UpstreamRepositoryPrefix
+	}
+	if r.Source != "" {
+		s += " from " + r.Source
+	}
+	return s
+}
+
+func normalizeRule(r Rule) (Rule, error) {
+	r.Prefix = strings.TrimSuffix(strings.TrimSpace(r.Prefix), "/")
+	if r.Upstream == "" && r.UpstreamURL != "" {
+		r.Upstream = UpstreamHostFor(r.UpstreamURL)
+	}
+	r.Upstream = NormalizeHost(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(r.Upstream), "https://"), "http://"), "/"))
+	if r.Upstream == "" {
+		return r, fmt.Errorf("rule with prefix %q has no upstream registry: name one, such as docker.io or public.ecr.aws", r.Prefix)
+	}
+	if !hostPattern.MatchString(r.Upstream) {
+		return r, fmt.Errorf("rule upstream %q is not a registry host: want a host name with an optional port, such as quay.io", r.Upstream)
+	}
+	if r.UpstreamURL == "" {
+		r.UpstreamURL = UpstreamURLFor(r.Upstream)
+	}
+	if r.Prefix != Root && (len(r.Prefix) < 2 || len(r.Prefix) > 30) || !prefixPattern.MatchString(r.Prefix) {
+		return r, fmt.Errorf("rule prefix %q for upstream %q is not a valid ECR repository prefix: want 2 to 30 lower-case letters, digits, '.', '_', '-' or '/', such as docker-hub", r.Prefix, r.Upstream)
+	}
+	up := strings.Trim(strings.TrimSpace(r.UpstreamRepositoryPrefix), "/")
+	if up == Root {
+		up = ""
+	}
+	if up != "" {
+		if r.Prefix == Root {
+			return r, fmt.Errorf("rule for upstream %q: an upstream repository prefix (%q) needs an ECR prefix other than ROOT", r.Upstream, up)
+		}
+		if !prefixPattern.MatchString(up) {
+			return r, fmt.Errorf("rule upstream repository prefix %q for upstream %q is not a repository path", up, r.Upstream)
+		}
+	}
+	r.UpstreamRepositoryPrefix = up
+	return r, nil
+}
+
+// NormalizeHost lower-cases host and folds Docker Hub's spellings
+// (index.docker.io, registry-1.docker.io, registry.hub.docker.com) into
+// "docker.io".
+func NormalizeHost(host string) string {
+	host = strings.ToLower(host)
+	switch host {
+	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return DockerHub
+	}
+	return host
+}
+
+// UpstreamHostFor returns the host people type for an upstreamRegistryUrl
+// as ECR reports it: "registry-1.docker.io" gives "docker.io".
+func UpstreamHostFor(upstreamURL string) string {
+	u := strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(upstreamURL)), "https://"), "http://")
+	return NormalizeHost(strings.TrimSuffix(u, "/"))
+}
+
+// UpstreamURLFor returns the host to contact for an upstream registry:
+// "docker.io" gives "registry-1.docker.io", every other host is itself.
+func UpstreamURLFor(upstream string) string {
+	if NormalizeHost(upstream) == DockerHub {
+		return "registry-1.docker.io"
+	}
+	return upstream
+}
+
+// Registry returns the ECR registry host the mapping rewrites to.
+func (m *Mapping) Registry() string { return m.registry }
+
+// Rules returns the mapping's rules, sorted by upstream.
+func (m *Mapping) Rules() []Rule { return append([]Rule(nil), m.rules...) }
+
+// Lookup returns the rule for upstream, a registry host in any spelling.
+// When an upstream has several rules (ECR-to-ECR rules with upstream
+// repository prefixes), Lookup returns the one with the longest upstream
+// repository prefix.
+func (m *Mapping) Lookup(upstream string) (Rule, bool) {
+	rs := m.byHost[NormalizeHost(upstream)]
+	if len(rs) == 0 {
+		return Rule{}, false
+	}
+	return rs[0], true
+}
+
+// Repository returns the ECR repository path that serves repository repo of
+// registry upstream: ("docker.io", "nginx") gives "docker-hub/library/nginx".
+// It fails with ErrNotMapped when no rule covers the repository.
+func (m *Mapping) Repository(upstream, repo string) (string, error) {
+	host := NormalizeHost(upstream)
+	if host == DockerHub && !strings.Contains(repo, "/") {
+		repo = "library/" + repo
+	}
+	for _, r := range m.byHost[host] {
+		if p, ok := r.ecrPath(repo); ok {
+			return p, nil
+		}
+	}
+	if len(m.byHost[host]) > 0 {
+		return "", fmt.Errorf("%w: the rules for %q cover only repositories under %s", ErrNotMapped, host, m.upstreamPrefixes(host))
+	}
+	return "", fmt.Errorf("%w %q", ErrNotMapped, host)
+}
+
+func (m *Mapping) upstreamPrefixes(host string) string {
+	var ps []string
+	for _, r := range m.byHost[host] {
+		ps = append(ps, fmt.Sprintf("%q", r.UpstreamRepositoryPrefix+"/"))
+	}
+	return strings.Join(ps, ", ")
+}
+
+// parsed is a reference split into the parts rewriting needs.
+type parsed struct {
+	host   string // normalised registry host
+	path   string // repository path, with library/ for Docker Hub officials
+	tag    string
+	digest string
+}
+
+func (p parsed) suffix() string {
+	s := ""
+	if p.tag != "" {
+		s += ":" + p.tag
+	}
+	if p.digest != "" {
+		s += "@" + p.digest
+	}
+	return s
+}
+
+func parse(ref string) (parsed, error) {
+	s := strings.TrimSpace(ref)
+	if s == "" {
+		return parsed{}, fmt.Errorf("%w: empty reference: want a reference such as nginx:1.27 or public.ecr.aws/nginx/nginx", ErrInvalidReference)
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return parsed{}, fmt.Errorf("%w %q: %v", ErrInvalidReference, ref, err)
+	}
+	p := parsed{host: NormalizeHost(reference.Domain(named)), path: reference.Path(named)}
+	if p.host == DockerHub && !strings.Contains(p.path, "/") {
+		// registry-1.docker.io/nginx is not normalised by the parser.
+		p.path = "library/" + p.path
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		p.tag = t.Tag()
+	}
+	if d, ok := named.(reference.Digested); ok {
+		p.digest = d.Digest().String()
+	}
+	return p, nil
+}
+
+// Rewrite returns the ECR reference that serves ref. Tags and digests are
+// kept exactly; no tag is added. A reference already on the mapping's
+// registry, or on any ECR host no rule maps, is returned unchanged. A
+// reference on a registry without a rule fails with ErrNotMapped, an
+// invalid one with ErrInvalidReference.
+func (m *Mapping) Rewrite(ref string) (string, error) {
+	p, err := parse(ref)
+	if err != nil {
+		return "", err
+	}
+	if p.host == m.registry {
+		return strings.TrimSpace(ref), nil
+	}
+	repo, err := m.Repository(p.host, p.path)
+	if err != nil {
+		if len(m.byHost[p.host]) == 0 && IsECRHost(p.host) {
+			return strings.TrimSpace(ref), nil
+		}
+		return "", fmt.Errorf("%q: %w", ref, err)
+	}
+	return m.registry + "/" + repo + p.suffix(), nil
+}
+
+// Reverse returns the public reference an ECR reference on the mapping's
+// registry caches, fully qualified ("docker.io/library/nginx:1.27"). A
+// reference on another registry, or under no rule's prefix, fails with
+// ErrNotMapped.
+func (m *Mapping) Reverse(ref string) (string, error) {
+	s := strings.TrimSpace(ref)
+	named, err := reference.ParseNamed(s)
+	if err != nil {
+		if _, err2 := reference.ParseNormalizedNamed(s); err2 != nil {
+			return "", fmt.Errorf("%w %q: %v", ErrInvalidReference, ref, err2)
+		}
+		return "", fmt.Errorf("%q: %w: it is not on the ECR registry %q", ref, ErrNotMapped, m.registry)
+	}
+	p, err := parse(s)
+	if err != nil {
+		return "", err
+	}
+	if strings.ToLower(reference.Domain(named)) != m.registry {
+		return "", fmt.Errorf("%q: %w: it is not on the ECR registry %q", ref, ErrNotMapped, m.registry)
+	}
+	host, repo, err := m.Upstream(p.path)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", ref, err)
+	}
+	return host + "/" + repo + p.suffix(), nil
+}
+
+// Upstream returns the upstream registry host and repository path cached in
+// ECR repository ecrRepo: "docker-hub/library/nginx" gives "docker.io" and
+// "library/nginx". It fails with ErrNotMapped when no rule's prefix covers
+// ecrRepo.
+func (m *Mapping) Upstream(ecrRepo string) (host, repo string, err error) {
+	for _, r := range m.byPrefix {
+		rest := ecrRepo
+		if r.Prefix != Root {
+			var ok bool
+			if rest, ok = strings.CutPrefix(ecrRepo, r.Prefix+"/"); !ok {
+				continue
+			}
+		}
+		return r.Upstream, r.upstreamPath(rest), nil
+	}
+	return "", "", fmt.Errorf("%w: repository %q is under no rule's prefix", ErrNotMapped, ecrRepo)
+}
