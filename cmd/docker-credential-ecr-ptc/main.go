@@ -1,0 +1,20 @@
+// Command docker-credential-ecr-ptc is a Docker credential helper that
+// hands out Amazon ECR tokens from the AWS default credential chain,
+// cached per user on disk. See package credentials for the details.
+package main
+
+import (
+	"os"
+
+	dch "github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecr-ptc/ecr-ptc/credentials"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	dch.Name, dch.Package, dch.Version = "docker-credential-ecr-ptc", "github.com/ecr-ptc/ecr-ptc", version
+	dch.Serve(credentials.NewHelperFromEnv(os.Stderr))
+}

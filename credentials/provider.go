@@ -1,0 +1,435 @@
+package credentials
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Environment variables read by [NewProvider] and [OptionsFromEnv].
+const (
+	// EnvCacheDir overrides the cache directory.
+	EnvCacheDir = "ECR_PTC_CACHE_DIR"
+	// EnvNoCache set to 1 (or true) disables the disk cache.
+	EnvNoCache = "ECR_PTC_NO_CACHE"
+	// EnvRegistries declares extra ECR hosts, see [ParseRegistries].
+	EnvRegistries = "ECR_PTC_REGISTRIES"
+	// EnvRenewBefore overrides [DefaultRenewBefore] (a Go duration, "90m").
+	EnvRenewBefore = "ECR_PTC_RENEW_BEFORE"
+)
+
+// DefaultRenewBefore is how long before its expiry a cached token is
+// renewed by default. ECR tokens last 12 hours, so a token handed out is
+// always good for at least another hour, long enough for a large pull.
+// For tokens with a short lifetime the renewal window is capped at half
+// the lifetime.
+const DefaultRenewBefore = time.Hour
+
+// Credential is a registry username and password with their lifetime.
+type Credential struct {
+	Username      string
+	Password      string
+	ExpiresAt     time.Time
+	ProxyEndpoint string
+}
+
+// Options configure a [Provider]. The zero value is ready to use.
+type Options struct {
+	// CacheDir is the disk cache directory. Default: $ECR_PTC_CACHE_DIR,
+	// else $XDG_CACHE_HOME/ecr-ptc, else ~/.cache/ecr-ptc. Without any of
+	// these (no HOME) only the in-memory cache is used.
+	CacheDir string
+	// NoCache disables the disk cache (the in-memory cache of one
+	// Provider stays). Also set by ECR_PTC_NO_CACHE=1.
+	NoCache bool
+	// RenewBefore is how long before expiry a token is renewed. Default
+	// [DefaultRenewBefore]; never more than half the token's lifetime.
+	RenewBefore time.Duration
+	// Registries are extra hosts treated as ECR registries (VPC endpoint
+	// names, test hosts), keyed by lower-case host[:port]. A key without
+	// a port matches the host on any port.
+	Registries map[string]Registry
+	// Logger receives debug and warning messages, never secrets. Default:
+	// discard.
+	Logger *slog.Logger
+	// API obtains tokens. Default: an [SDKTokenAPI], whose AWS
+	// configuration is loaded only on the first cache miss.
+	API TokenAPI
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Getenv reads the environment for the identity key. Default os.Getenv.
+	Getenv func(string) string
+}
+
+// OptionsFromEnv returns Options filled from ECR_PTC_CACHE_DIR,
+// ECR_PTC_NO_CACHE, ECR_PTC_RENEW_BEFORE and ECR_PTC_REGISTRIES. It
+// returns an error naming the variable that is malformed, along with the
+// Options built from the rest.
+func OptionsFromEnv() (Options, error) {
+	var o Options
+	o.CacheDir = os.Getenv(EnvCacheDir)
+	o.NoCache = envTrue(os.Getenv(EnvNoCache))
+	var errs []string
+	if v := os.Getenv(EnvRenewBefore); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q is not a duration such as 90m", EnvRenewBefore, v))
+		} else {
+			o.RenewBefore = d
+		}
+	}
+	if v := os.Getenv(EnvRegistries); v != "" {
+		regs, err := ParseRegistries(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", EnvRegistries, err))
+		} else {
+			o.Registries = regs
+		}
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return o, nil
+}
+
+func envTrue(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// DefaultCacheDir returns the cache directory used when Options.CacheDir
+// is empty: $ECR_PTC_CACHE_DIR, else $XDG_CACHE_HOME/ecr-ptc, else
+// $HOME/.cache/ecr-ptc; "" if none can be determined.
+func DefaultCacheDir() string {
+	if d := os.Getenv(EnvCacheDir); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "ecr-ptc")
+	}
+	if h := os.Getenv("HOME"); h != "" {
+		return filepath.Join(h, ".cache", "ecr-ptc")
+	}
+	return ""
+}
+
+// Provider hands out ECR credentials, cached in memory and on disk,
+// renewed ahead of expiry, fetched once per registry at a time within the
+// process (single flight) and across processes (a file lock). It is safe
+// for concurrent use.
+type Provider struct {
+	o   Options
+	log *slog.Logger
+
+	apiOnce sync.Once
+	api     TokenAPI
+
+	diskOnce sync.Once
+	disk     *diskCache
+
+	mu       sync.Mutex
+	mem      map[string]entry
+	inflight map[string]chan struct{}
+}
+
+// NewProvider returns a Provider. It does no I/O: the disk cache is
+// opened on the first Get and the AWS SDK on the first cache miss.
+func NewProvider(o Options) *Provider {
+	if o.CacheDir == "" {
+		o.CacheDir = DefaultCacheDir()
+	}
+	if envTrue(os.Getenv(EnvNoCache)) {
+		o.NoCache = true
+	}
+	if o.RenewBefore <= 0 {
+		o.RenewBefore = DefaultRenewBefore
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	regs := make(map[string]Registry, len(o.Registries))
+	for k, r := range o.Registries {
+		regs[strings.ToLower(k)] = r
+	}
+	o.Registries = regs
+	return &Provider{o: o, log: log, mem: map[string]entry{}, inflight: map[string]chan struct{}{}}
+}
+
+// Lookup returns the registry for host: an entry of Options.Registries
+// (exact host:port first, then the host name alone), else
+// [ParseRegistry]. It returns an error wrapping [ErrNotECR] for other
+// hosts.
+func (p *Provider) Lookup(host string) (Registry, error) {
+	if len(p.o.Registries) > 0 {
+		if hp, err := splitServer(host); err == nil {
+			name, _, _ := strings.Cut(hp, ":")
+			for _, k := range []string{hp, name} {
+				if r, ok := p.o.Registries[k]; ok {
+					r.Host = hp
+					return r, nil
+				}
+			}
+		}
+	}
+	return ParseRegistry(host)
+}
+
+// Get returns credentials for the ECR registry host (any form
+// [ParseRegistry] accepts). It answers from memory, then from the disk
+// cache, and calls GetAuthorizationToken only when neither holds a token
+// outside its renewal window. If renewal fails while the old token is
+// still valid, the old token is returned. Errors wrap [ErrNotECR],
+// [ErrRegionUnknown], [ErrNoCredentials], [ErrAccessDenied] or
+// [ErrBadToken] where they apply.
+func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
+	r, err := p.Lookup(host)
+	if err != nil {
+		return Credential{}, err
+	}
+	if !r.Public && r.Region == "" {
+		return Credential{}, fmt.Errorf("%w for registry %q: declare it as %s=%s=%s:<region>", ErrRegionUnknown, r.Host, EnvRegistries, r.Host, r.ID)
+	}
+	key := r.Host + "|" + r.Region
+
+	if e, ok := p.memGet(key); ok && p.fresh(e) {
+		p.log.Debug("token from memory", "registry", r.Host)
+		return e.credential(), nil
+	}
+
+	release, err := p.acquire(ctx, key)
+	if err != nil {
+		return Credential{}, err
+	}
+	defer release()
+
+	stale, haveStale := p.memGet(key)
+	if haveStale && p.fresh(stale) {
+		return stale.credential(), nil
+	}
+
+	disk := p.diskCache()
+	var name string
+	if disk != nil {
+		name = disk.entryName(r.Host, r.Region)
+		if e, ok := disk.load(name, r.Host, r.Region); ok {
+			if p.fresh(e) {
+				p.memPut(key, e)
+				p.log.Debug("token from disk cache", "registry", r.Host, "expires", e.ExpiresAt)
+				return e.credential(), nil
+			}
+			if p.usable(e) && (!haveStale || e.ExpiresAt.After(stale.ExpiresAt)) {
+				stale, haveStale = e, true
+			}
+		}
+		unlock, err := disk.lock(ctx, name)
+		if err != nil {
+			p.log.Warn("disk cache lock failed; fetching without it", "registry", r.Host, "err", err)
+		} else {
+			defer unlock()
+			if e, ok := disk.load(name, r.Host, r.Region); ok && p.fresh(e) {
+				p.memPut(key, e)
+				p.log.Debug("token from disk cache after lock", "registry", r.Host)
+				return e.credential(), nil
+			}
+		}
+	}
+
+	e, err := p.fetch(ctx, r)
+	if err != nil {
+		if haveStale && p.usable(stale) {
+			p.log.Warn("token renewal failed; using the cached token until it expires",
+				"registry", r.Host, "expires", stale.ExpiresAt, "err", err)
+			return stale.credential(), nil
+		}
+		return Credential{}, err
+	}
+	p.memPut(key, e)
+	if disk != nil {
+		if err := disk.store(name, e); err != nil {
+			p.log.Warn("could not write the disk cache", "registry", r.Host, "err", err)
+		}
+	}
+	return e.credential(), nil
+}
+
+// fetch calls the token API and decodes its answer.
+func (p *Provider) fetch(ctx context.Context, r Registry) (entry, error) {
+	p.apiOnce.Do(func() {
+		p.api = p.o.API
+		if p.api == nil {
+			p.api = &SDKTokenAPI{}
+		}
+	})
+	start := p.o.Now()
+	d, err := p.api.GetAuthorizationToken(ctx, r)
+	if err != nil {
+		return entry{}, classify(err, r)
+	}
+	user, pass, err := decodeToken(d.Token)
+	if err != nil {
+		return entry{}, fmt.Errorf("registry %q: %w", r.Host, err)
+	}
+	if d.ExpiresAt.IsZero() {
+		return entry{}, fmt.Errorf("registry %q: GetAuthorizationToken returned no expiry", r.Host)
+	}
+	p.log.Debug("fetched token", "registry", r.Host, "region", r.Region, "expires", d.ExpiresAt,
+		"took", p.o.Now().Sub(start))
+	return entry{
+		Version: entryVersion, Registry: r.Host, Region: r.Region,
+		Username: user, Password: pass, ProxyEndpoint: d.ProxyEndpoint,
+		ExpiresAt: d.ExpiresAt, FetchedAt: start,
+	}, nil
+}
+
+// decodeToken decodes a base64 "user:password" authorization token.
+func decodeToken(tok string) (string, string, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(tok))
+	if err != nil {
+		return "", "", fmt.Errorf("%w: not base64", ErrBadToken)
+	}
+	user, pass, ok := strings.Cut(string(b), ":")
+	if !ok || user == "" || pass == "" {
+		return "", "", fmt.Errorf("%w: want user:password", ErrBadToken)
+	}
+	return user, pass, nil
+}
+
+// Invalidate drops the cached token of host (memory and disk), for
+// example after the registry rejected it with 401. The next Get fetches a
+// new one.
+func (p *Provider) Invalidate(host string) {
+	r, err := p.Lookup(host)
+	if err != nil {
+		return
+	}
+	key := r.Host + "|" + r.Region
+	p.mu.Lock()
+	delete(p.mem, key)
+	p.mu.Unlock()
+	if disk := p.diskCache(); disk != nil {
+		if err := disk.remove(disk.entryName(r.Host, r.Region)); err != nil {
+			p.log.Warn("could not remove cache entry", "registry", r.Host, "err", err)
+		}
+	}
+	p.log.Debug("invalidated token", "registry", r.Host)
+}
+
+// Cached returns the registry hosts that hold an unexpired token for the
+// current identity, in memory or on disk, sorted.
+func (p *Provider) Cached() []string {
+	seen := map[string]bool{}
+	now := p.o.Now()
+	p.mu.Lock()
+	for _, e := range p.mem {
+		if now.Before(e.ExpiresAt) {
+			seen[e.Registry] = true
+		}
+	}
+	p.mu.Unlock()
+	if disk := p.diskCache(); disk != nil {
+		for _, e := range disk.list() {
+			if now.Before(e.ExpiresAt) {
+				seen[e.Registry] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for h := range seen {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diskCache opens the disk cache once; nil when disabled or unusable.
+func (p *Provider) diskCache() *diskCache {
+	p.diskOnce.Do(func() {
+		if p.o.NoCache {
+			return
+		}
+		if p.o.CacheDir == "" {
+			p.log.Warn("no cache directory (HOME unset); set ECR_PTC_CACHE_DIR to cache tokens across processes")
+			return
+		}
+		d, err := openDiskCache(p.o.CacheDir, identityMaterial(p.o.Getenv))
+		if err != nil {
+			p.log.Warn("disk cache disabled", "err", err)
+			return
+		}
+		p.disk = d
+	})
+	return p.disk
+}
+
+// acquire takes the in-process single-flight slot of key.
+func (p *Provider) acquire(ctx context.Context, key string) (func(), error) {
+	for {
+		p.mu.Lock()
+		ch, busy := p.inflight[key]
+		if !busy {
+			ch = make(chan struct{})
+			p.inflight[key] = ch
+			p.mu.Unlock()
+			return func() {
+				p.mu.Lock()
+				delete(p.inflight, key)
+				p.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for token: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func (p *Provider) memGet(key string) (entry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.mem[key]
+	return e, ok
+}
+
+func (p *Provider) memPut(key string, e entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mem[key] = e
+}
+
+// fresh reports whether e is outside its renewal window.
+func (p *Provider) fresh(e entry) bool {
+	window := p.o.RenewBefore
+	if life := e.ExpiresAt.Sub(e.FetchedAt); life > 0 && window > life/2 {
+		window = life / 2
+	}
+	return p.o.Now().Before(e.ExpiresAt.Add(-window))
+}
+
+// usable reports whether e has not expired (with a small margin).
+func (p *Provider) usable(e entry) bool {
+	return p.o.Now().Add(30 * time.Second).Before(e.ExpiresAt)
+}
+
+func (e entry) credential() Credential {
+	return Credential{Username: e.Username, Password: e.Password, ExpiresAt: e.ExpiresAt, ProxyEndpoint: e.ProxyEndpoint}
+}
