@@ -1,0 +1,11 @@
+// Package config reads ecr-ptc's configuration file, /etc/ecr-ptc/config.toml
+// by default.
+//
+// The file is optional: every key has a default, and the account's
+// pull-through cache rules are discovered from ECR. A key the schema does not
+// know, or a value of the wrong type, is an error that names the file, the
+// line and the key, so a typo never silently turns a setting off.
+//
+// This package only parses and validates; it never writes the file and never
+// calls AWS.
+package config
