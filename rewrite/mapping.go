@@ -110,8 +110,7 @@ var prefixPattern = regexp.MustCompile(`^(ROOT|[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[
 
 // NewMapping returns the mapping of registry (an ECR registry host, with a
 // port if it has one) under rules. Rules are normalised; two rules for the
-// same upstream repositories, or two rules with the same prefix, are an
-// error.
+// same prefix are an error.
 func NewMapping(registry string, rules []Rule) (*Mapping, error) {
 	registry = strings.ToLower(strings.TrimSpace(registry))
 	registry = strings.TrimPrefix(strings.TrimPrefix(registry, "https://"), "http://")
@@ -133,24 +132,22 @@ func NewMapping(registry string, rules []Rule) (*Mapping, error) {
 			return nil, fmt.Errorf("prefix %q is used by two rules (%s and %s): each ECR prefix serves one upstream", r.Prefix, describeRule(other), describeRule(r))
 		}
 		prefixes[r.Prefix] = r
-		for _, other := range m.byHost[r.Upstream] {
-			if other.UpstreamRepositoryPrefix == r.UpstreamRepositoryPrefix {
-				return nil, fmt.Errorf("upstream %q has two rules (%s and %s): keep one", r.Upstream, describeRule(other), describeRule(r))
-			}
-		}
 		m.byHost[r.Upstream] = append(m.byHost[r.Upstream], r)
 		m.rules = append(m.rules, r)
 	}
+	// Several rules may serve one upstream (ECR allows two prefixes for the
+	// same registry). Rewriting picks, among the rules that cover a
+	// repository, the longest upstream repository prefix, then ECR's
+	// conventional prefix for the upstream, then the shortest prefix;
+	// Reverse accepts every prefix.
 	for _, rs := range m.byHost {
-		sort.SliceStable(rs, func(i, j int) bool {
-			return len(rs[i].UpstreamRepositoryPrefix) > len(rs[j].UpstreamRepositoryPrefix)
-		})
+		sort.SliceStable(rs, func(i, j int) bool { return preferred(rs[i], rs[j]) })
 	}
 	sort.SliceStable(m.rules, func(i, j int) bool {
 		if m.rules[i].Upstream != m.rules[j].Upstream {
 			return m.rules[i].Upstream < m.rules[j].Upstream
 		}
-		return len(m.rules[i].UpstreamRepositoryPrefix) > len(m.rules[j].UpstreamRepositoryPrefix)
+		return preferred(m.rules[i], m.rules[j])
 	})
 	m.byPrefix = append([]Rule(nil), m.rules...)
 	sort.SliceStable(m.byPrefix, func(i, j int) bool {
@@ -165,6 +162,27 @@ func NewMapping(registry string, rules []Rule) (*Mapping, error) {
 
 // hostPattern is a whole registry host with an optional port.
 var hostPattern = regexp.MustCompile(`^(?:` + reference.DomainRegexp.String() + `)$`)
+
+// conventionalPrefix is the prefix the ECR console proposes per upstream.
+var conventionalPrefix = map[string]string{
+	DockerHub: "docker-hub", "public.ecr.aws": "ecr-public", "quay.io": "quay",
+	"registry.k8s.io": "kubernetes", "ghcr.io": "github", "registry.gitlab.com": "gitlab",
+}
+
+// preferred orders two rules of one upstream: a is preferred over b.
+func preferred(a, b Rule) bool {
+	if len(a.UpstreamRepositoryPrefix) != len(b.UpstreamRepositoryPrefix) {
+		return len(a.UpstreamRepositoryPrefix) > len(b.UpstreamRepositoryPrefix)
+	}
+	ca, cb := conventionalPrefix[a.Upstream] == a.Prefix, conventionalPrefix[b.Upstream] == b.Prefix
+	if ca != cb {
+		return ca
+	}
+	if len(a.Prefix) != len(b.Prefix) {
+		return len(a.Prefix) < len(b.Prefix)
+	}
+	return a.Prefix < b.Prefix
+}
 
 func describeRule(r Rule) string {
 	s := r.Prefix + "=" + r.Upstream

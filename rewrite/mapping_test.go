@@ -183,7 +183,6 @@ func TestNewMappingErrors(t *testing.T) {
 		{"no upstream", testRegistry, []Rule{{Prefix: "quay"}}, "has no upstream registry"},
 		{"bad upstream", testRegistry, []Rule{{Prefix: "quay", Upstream: "quay io"}}, "not a registry host"},
 		{"duplicate prefix", testRegistry, []Rule{{Prefix: "quay", Upstream: "quay.io"}, {Prefix: "quay", Upstream: "ghcr.io"}}, "used by two rules"},
-		{"duplicate upstream", testRegistry, []Rule{{Prefix: "hub", Upstream: "docker.io"}, {Prefix: "docker-hub", UpstreamURL: "registry-1.docker.io"}}, "has two rules"},
 		{"root with upstream prefix", testRegistry, []Rule{{Prefix: "ROOT", Upstream: "111122223333.dkr.ecr.eu-west-1.amazonaws.com", UpstreamRepositoryPrefix: "x"}}, "needs an ECR prefix other than ROOT"},
 	}
 	for _, tt := range tests {
@@ -194,6 +193,41 @@ func TestNewMappingErrors(t *testing.T) {
 				t.Fatalf("NewMapping error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTwoPrefixesForOneUpstream(t *testing.T) {
+	t.Parallel()
+	m, err := NewMapping(testRegistry, []Rule{
+		{Prefix: "hub", Upstream: "docker.io"},
+		{Prefix: "docker-hub", UpstreamURL: "registry-1.docker.io"},
+		{Prefix: "zz", Upstream: "quay.io"},
+		{Prefix: "q", Upstream: "quay.io"},
+	})
+	if err == nil {
+		t.Fatal("accepted a one-letter prefix")
+	}
+	m, err = NewMapping(testRegistry, []Rule{
+		{Prefix: "hub", Upstream: "docker.io"},
+		{Prefix: "docker-hub", UpstreamURL: "registry-1.docker.io"},
+		{Prefix: "zz", Upstream: "quay.io"},
+		{Prefix: "qq", Upstream: "quay.io"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"nginx":       testRegistry + "/docker-hub/library/nginx", // the conventional prefix wins
+		"quay.io/a/b": testRegistry + "/qq/a/b",                   // then the shorter, then alphabetical
+	} {
+		if got, err := m.Rewrite(in); err != nil || got != want {
+			t.Errorf("Rewrite(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{testRegistry + "/hub/library/nginx", testRegistry + "/docker-hub/library/nginx"} {
+		if got, err := m.Reverse(in); err != nil || got != "docker.io/library/nginx" {
+			t.Errorf("Reverse(%q) = %q, %v", in, got, err)
+		}
 	}
 }
 
