@@ -1,0 +1,200 @@
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Func maps one image reference. Returning an error wrapping ErrNotMapped
+// leaves the reference unchanged and records it; any other error is also
+// recorded on the Change (the caller decides, e.g. --strict).
+type Func func(ref string) (string, error)
+
+// Format names the kind of document RewriteDocument reads.
+type Format int
+
+const (
+	// FormatAuto makes RewriteDocument pick the format from the content (see
+	// DetectFormat).
+	FormatAuto Format = iota
+	// FormatYAML is a YAML stream: Kubernetes manifests (one or many
+	// documents) and Compose files. Every scalar value of a mapping key
+	// "image" is an image reference.
+	FormatYAML
+	// FormatDockerfile is a Dockerfile or Containerfile. FROM, COPY --from
+	// and RUN --mount=...,from= name image references.
+	FormatDockerfile
+)
+
+// String returns the lower-case name of the format.
+func (f Format) String() string {
+	switch f {
+	case FormatAuto:
+		return "auto"
+	case FormatYAML:
+		return "yaml"
+	case FormatDockerfile:
+		return "dockerfile"
+	default:
+		return fmt.Sprintf("format(%d)", int(f))
+	}
+}
+
+// ErrInterpolated is recorded on a Change whose reference is assembled at
+// build or deploy time (a Dockerfile ARG, a Compose ${VAR}, a Helm or Go
+// template): the text in the file is not a reference, so it is left alone.
+// Rewrite the value where it is defined instead.
+var ErrInterpolated = errors.New("reference contains a variable or template and is left as written")
+
+// Change records one image reference found in a document.
+//
+// Line and Column locate the first character of the reference's text in the
+// input (both count from 1; Column counts characters, not bytes, and a quote
+// opening the value counts as the first character). Old is the reference as
+// the document means it (quotes and escapes removed). New is the reference
+// the output holds: the mapped reference, or Old when Err is not nil. Err
+// says why the reference was left unchanged: an error from the Func (for
+// example one wrapping ErrNotMapped), ErrInterpolated, or a syntax this
+// package does not rewrite.
+type Change struct {
+	Line, Column int
+	Old, New     string
+	Err          error
+}
+
+// Changed reports whether the output holds a different reference than the
+// input at this place.
+func (c Change) Changed() bool {
+	return c.Err == nil && c.Old != c.New
+}
+
+// String formats the change for a person: "12:7 nginx -> 1234....", or the
+// reason the reference was left alone.
+func (c Change) String() string {
+	switch {
+	case c.Err != nil:
+		return fmt.Sprintf("%d:%d %s (unchanged: %v)", c.Line, c.Column, c.Old, c.Err)
+	case c.Old == c.New:
+		return fmt.Sprintf("%d:%d %s (unchanged)", c.Line, c.Column, c.Old)
+	default:
+		return fmt.Sprintf("%d:%d %s -> %s", c.Line, c.Column, c.Old, c.New)
+	}
+}
+
+// DetectFormat guesses the format of a document from its file name and then
+// from its content. Names Dockerfile, Containerfile, Dockerfile.* ,
+// Containerfile.*, *.Dockerfile and *.Containerfile (in any letter case) are
+// Dockerfiles; *.yaml, *.yml and *.json are YAML. Otherwise (including the
+// name "" or "-" for standard input) a document whose first instruction line
+// is FROM or ARG is a Dockerfile, and anything else is YAML.
+// DetectFormat never returns FormatAuto.
+func DetectFormat(name string, src []byte) Format {
+	base := strings.ToLower(filepath.Base(name))
+	switch {
+	case base == "dockerfile" || base == "containerfile",
+		strings.HasPrefix(base, "dockerfile."), strings.HasPrefix(base, "containerfile."),
+		strings.HasSuffix(base, ".dockerfile"), strings.HasSuffix(base, ".containerfile"):
+		return FormatDockerfile
+	case strings.HasSuffix(base, ".yaml"), strings.HasSuffix(base, ".yml"), strings.HasSuffix(base, ".json"):
+		return FormatYAML
+	}
+	rest := bytes.TrimPrefix(src, utf8BOM)
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		word, _, _ := bytes.Cut(line, []byte(" "))
+		word, _, _ = bytes.Cut(word, []byte("\t"))
+		switch strings.ToLower(string(word)) {
+		case "from", "arg":
+			if len(word) < len(line) {
+				return FormatDockerfile
+			}
+		}
+		return FormatYAML
+	}
+	return FormatYAML
+}
+
+// RewriteDocument rewrites the image references in src with fn and returns
+// the new document. Only the bytes of the references change: comments,
+// quoting style, indentation, line endings and a byte-order mark are kept.
+// changes lists every reference found, in document order, including those
+// left unchanged (Change.Err says why). err is non-nil only when src cannot
+// be parsed in the given format; its message names the line and the problem.
+// RewriteDocument does no I/O; src is not modified.
+func RewriteDocument(src []byte, format Format, fn Func) (out []byte, changes []Change, err error) {
+	if fn == nil {
+		return nil, nil, errors.New("rewrite document: the mapping function is nil")
+	}
+	if format == FormatAuto {
+		format = DetectFormat("", src)
+	}
+	var edits []edit
+	switch format {
+	case FormatYAML:
+		edits, changes, err = yamlEdits(src, fn)
+	case FormatDockerfile:
+		edits, changes, err = dockerfileEdits(src, fn)
+	default:
+		return nil, nil, fmt.Errorf("rewrite document: unknown format %v: use FormatYAML or FormatDockerfile", format)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return splice(src, edits), changes, nil
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// edit replaces src[start:end] with text.
+type edit struct {
+	start, end int
+	text       string
+}
+
+// splice applies edits, which must not overlap, to a copy of src.
+func splice(src []byte, edits []edit) []byte {
+	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
+	out := make([]byte, 0, len(src)+64*len(edits))
+	last := 0
+	for _, e := range edits {
+		out = append(out, src[last:e.start]...)
+		out = append(out, e.text...)
+		last = e.end
+	}
+	return append(out, src[last:]...)
+}
+
+// mapReference calls fn and checks that what it returns can be written back.
+func mapReference(fn Func, old string) (string, error) {
+	mapped, err := fn(old)
+	switch {
+	case err != nil:
+		return old, err
+	case mapped == "":
+		return old, fmt.Errorf("mapping %q returned an empty reference", old)
+	case !utf8.ValidString(mapped):
+		return old, fmt.Errorf("mapping %q returned %q, which is not valid UTF-8", old, mapped)
+	}
+	return mapped, nil
+}
+
+// lineCol returns the 1-based line and character column of src[off] when
+// lines end at '\n' and a leading byte-order mark is not a character.
+func lineCol(src []byte, off int) (line, col int) {
+	line = 1 + bytes.Count(src[:off], []byte("\n"))
+	start := bytes.LastIndexByte(src[:off], '\n') + 1
+	if start == 0 && bytes.HasPrefix(src, utf8BOM) && off >= len(utf8BOM) {
+		start = len(utf8BOM)
+	}
+	return line, 1 + utf8.RuneCount(src[start:off])
+}

@@ -1,0 +1,366 @@
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// yamlEdits finds the scalar values of every mapping key "image" in a YAML
+// stream (all documents) and computes the edits that map them with fn.
+//
+// The YAML is parsed only to find the values; the edits are made to the
+// original bytes at the positions the parser reports, so everything else is
+// kept byte for byte.
+func yamlEdits(src []byte, fn Func) ([]edit, []Change, error) {
+	if bytes.HasPrefix(src, []byte{0xFF, 0xFE}) || bytes.HasPrefix(src, []byte{0xFE, 0xFF}) {
+		return nil, nil, errors.New("yaml is encoded as UTF-16: convert the file to UTF-8 first")
+	}
+	targets, err := findImageScalars(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx := newYAMLIndex(src)
+	var (
+		edits   []edit
+		changes []Change
+	)
+	for _, n := range targets {
+		c, e, ok := rewriteScalar(src, idx, n, fn)
+		if !ok {
+			continue
+		}
+		changes = append(changes, c)
+		if e != nil {
+			edits = append(edits, *e)
+		}
+	}
+	return edits, changes, nil
+}
+
+// findImageScalars parses every document of the stream and returns the
+// scalar nodes that are values of a key "image" (following an alias to its
+// anchor), each once, in document order.
+func findImageScalars(src []byte) (targets []*yaml.Node, err error) {
+	seen := map[*yaml.Node]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Kind == yaml.ScalarNode && k.Value == "image" {
+					t := v
+					if t.Kind == yaml.AliasNode && t.Alias != nil {
+						t = t.Alias
+					}
+					if t.Kind == yaml.ScalarNode && !seen[t] {
+						seen[t] = true
+						targets = append(targets, t)
+					}
+				}
+				walk(v)
+			}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	for doc := 1; ; doc++ {
+		var root yaml.Node
+		err := decodeYAML(dec, &root)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot parse yaml document %d: %w", doc, err)
+		}
+		walk(&root)
+	}
+	slices.SortStableFunc(targets, func(a, b *yaml.Node) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	return targets, nil
+}
+
+// decodeYAML decodes one document, turning a panic inside the YAML library
+// into an error.
+func decodeYAML(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml parser failed: %v", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+// rewriteScalar maps one image scalar. ok is false for values that are not
+// references at all (null, numbers, booleans, the empty string).
+func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, e *edit, ok bool) {
+	if n.ShortTag() != "!!str" || n.Value == "" {
+		return Change{}, nil, false
+	}
+	c = Change{Old: n.Value, New: n.Value}
+	start, found := idx.offset(n.Line, n.Column)
+	if !found {
+		c.Line, c.Column = n.Line, n.Column
+		c.Err = errors.New("cannot locate the value in the file; edit it by hand")
+		return c, nil, true
+	}
+	start = skipProperties(src, start)
+	c.Line, c.Column = idx.lineCol(start)
+	switch {
+	case strings.Contains(n.Value, "$"), strings.Contains(n.Value, "{{"):
+		c.Err = ErrInterpolated
+		return c, nil, true
+	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		c.Err = errors.New("a block scalar (| or >) is not rewritten: write the image on one line")
+		return c, nil, true
+	}
+	end, err := scalarEnd(src, start, n)
+	if err != nil {
+		c.Err = err
+		return c, nil, true
+	}
+	mapped, err := mapReference(fn, n.Value)
+	if err != nil {
+		c.Err = err
+		return c, nil, true
+	}
+	if mapped == n.Value {
+		return c, nil, true
+	}
+	text, err := encodeScalar(mapped, n.Style)
+	if err != nil {
+		c.Err = err
+		return c, nil, true
+	}
+	c.New = mapped
+	return c, &edit{start: start, end: end, text: text}, true
+}
+
+// skipProperties moves past an anchor (&a) or tag (!t) written before a
+// scalar: the parser reports the position of the properties, not the value.
+func skipProperties(src []byte, off int) int {
+	for off < len(src) && (src[off] == '&' || src[off] == '!') {
+		for off < len(src) && !isYAMLSpace(src[off]) {
+			off++
+		}
+		for off < len(src) && (src[off] == ' ' || src[off] == '\t') {
+			off++
+		}
+	}
+	return off
+}
+
+func isYAMLSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\r' || b == '\n'
+}
+
+// scalarEnd returns the offset just past the scalar that starts at
+// src[start] and checks that those bytes hold n.Value on one line.
+func scalarEnd(src []byte, start int, n *yaml.Node) (int, error) {
+	errMultiLine := errors.New("a value written over several lines is not rewritten: write the image on one line")
+	errMismatch := errors.New("the value in the file does not match the parsed value; edit it by hand")
+	if start >= len(src) {
+		return 0, errMismatch
+	}
+	end := -1
+	switch {
+	case n.Style&yaml.DoubleQuotedStyle != 0:
+		if src[start] != '"' {
+			return 0, errMismatch
+		}
+		for i := start + 1; i < len(src); i++ {
+			switch src[i] {
+			case '\\':
+				i++
+			case '\r', '\n':
+				return 0, errMultiLine
+			case '"':
+				end = i + 1
+			}
+			if end >= 0 {
+				break
+			}
+		}
+	case n.Style&yaml.SingleQuotedStyle != 0:
+		if src[start] != '\'' {
+			return 0, errMismatch
+		}
+		for i := start + 1; i < len(src); i++ {
+			if src[i] == '\r' || src[i] == '\n' {
+				return 0, errMultiLine
+			}
+			if src[i] == '\'' {
+				if i+1 < len(src) && src[i+1] == '\'' {
+					i++
+					continue
+				}
+				end = i + 1
+				break
+			}
+		}
+	default:
+		if !bytes.HasPrefix(src[start:], []byte(n.Value)) {
+			return 0, errMultiLine
+		}
+		return start + len(n.Value), nil
+	}
+	if end < 0 {
+		return 0, errMismatch
+	}
+	var got string
+	if err := yaml.Unmarshal(src[start:end], &got); err != nil || got != n.Value {
+		return 0, errMismatch
+	}
+	return end, nil
+}
+
+// plainSafe matches references that can be written as a plain YAML scalar in
+// both block and flow context.
+var plainSafe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./:@+-]*$`)
+
+// yaml11Words are plain scalars that YAML 1.1 parsers (still used by some
+// Kubernetes tooling) read as booleans or null.
+var yaml11Words = map[string]bool{
+	"y": true, "yes": true, "n": true, "no": true, "on": true, "off": true,
+	"true": true, "false": true, "null": true,
+}
+
+// encodeScalar writes s in the given style, falling back to double quotes
+// when the style cannot hold s.
+func encodeScalar(s string, style yaml.Style) (string, error) {
+	switch {
+	case style&yaml.DoubleQuotedStyle != 0:
+		return doubleQuote(s), nil
+	case style&yaml.SingleQuotedStyle != 0:
+		for _, r := range s {
+			if !unicode.IsPrint(r) || r == '\u00a0' {
+				return doubleQuote(s), nil
+			}
+		}
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'", nil
+	default:
+		if isPlainString(s) {
+			return s, nil
+		}
+		return doubleQuote(s), nil
+	}
+}
+
+// isPlainString reports whether s, written without quotes, reads back as
+// the string s.
+func isPlainString(s string) bool {
+	if !plainSafe.MatchString(s) || yaml11Words[strings.ToLower(s)] {
+		return false
+	}
+	var got []any
+	if err := yaml.Unmarshal([]byte("["+s+"]"), &got); err != nil {
+		return false
+	}
+	return len(got) == 1 && got[0] == s
+}
+
+// doubleQuote writes s as a YAML double-quoted scalar.
+func doubleQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r >= 0x80 && unicode.IsPrint(r) && r != '\u00a0' && r != '\u2028' && r != '\u2029' && r != '\ufeff':
+			b.WriteRune(r)
+		case r <= 0xFF:
+			b.WriteString(`\x`)
+			b.WriteString(fmt.Sprintf("%02X", r))
+		case r <= 0xFFFF:
+			b.WriteString(`\u`)
+			b.WriteString(fmt.Sprintf("%04X", r))
+		default:
+			b.WriteString(`\U`)
+			b.WriteString(fmt.Sprintf("%08X", r))
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// yamlIndex maps the parser's 1-based line and character column to byte
+// offsets. It breaks lines where the YAML library does: at "\r\n", "\r",
+// "\n", NEL, LS and PS; a leading byte-order mark is not a character.
+type yamlIndex struct {
+	src        []byte
+	lineStarts []int
+}
+
+func newYAMLIndex(src []byte) yamlIndex {
+	idx := yamlIndex{src: src, lineStarts: []int{0}}
+	if bytes.HasPrefix(src, utf8BOM) {
+		idx.lineStarts[0] = len(utf8BOM)
+	}
+	for i := idx.lineStarts[0]; i < len(src); {
+		switch {
+		case src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n':
+			i += 2
+		case src[i] == '\r' || src[i] == '\n':
+			i++
+		case bytes.HasPrefix(src[i:], []byte("\u0085")):
+			i += 2
+		case bytes.HasPrefix(src[i:], []byte("\u2028")), bytes.HasPrefix(src[i:], []byte("\u2029")):
+			i += 3
+		default:
+			_, w := utf8.DecodeRune(src[i:])
+			i += w
+			continue
+		}
+		idx.lineStarts = append(idx.lineStarts, i)
+	}
+	return idx
+}
+
+// offset returns the byte offset of (line, col), both counting from 1.
+func (x yamlIndex) offset(line, col int) (int, bool) {
+	if line < 1 || line > len(x.lineStarts) || col < 1 {
+		return 0, false
+	}
+	off := x.lineStarts[line-1]
+	for range col - 1 {
+		if off >= len(x.src) {
+			return 0, false
+		}
+		_, w := utf8.DecodeRune(x.src[off:])
+		off += w
+	}
+	return off, true
+}
+
+// lineCol is the inverse of offset.
+func (x yamlIndex) lineCol(off int) (line, col int) {
+	i, found := slices.BinarySearch(x.lineStarts, off)
+	if !found {
+		i--
+	}
+	return i + 1, 1 + utf8.RuneCount(x.src[x.lineStarts[i]:off])
+}
