@@ -1,0 +1,59 @@
+// Package mirror is the localhost registry shim behind `ecr-ptc mirror`: a
+// read-only OCI distribution endpoint that takes pulls meant for public
+// registries (docker.io, public.ecr.aws, quay.io, ...) and forwards them, with
+// the host's ECR token, to the account's pull-through cache repositories
+// `<registry>/<prefix>/<repo>`.
+//
+// containerd and Docker never send registry credentials to a mirror, and
+// hosts.toml cannot hold any, so the shim adds the ECR token itself.
+//
+// # Routing
+//
+// The upstream registry a request is for is decided from the request alone,
+// in this order:
+//
+//  1. Path form, for hosts.toml with override_path = true (and for Docker
+//     Engine 28+ reading /etc/docker/certs.d): the host URL is
+//     http://127.0.0.1:5050/mirror/<upstream-host>/v2 (see [HostURL]), so
+//     requests arrive as /mirror/<upstream-host>/v2/<repo>/manifests/<ref>
+//     and /mirror/<upstream-host>/v2/<repo>/blobs/<digest>. The upstream host
+//     may carry a port. If containerd also adds ?ns=, it must name the same
+//     registry.
+//  2. The ns form: /v2/<repo>/...?ns=<registry>, which containerd sends when
+//     the mirror host differs from the image's registry.
+//  3. Plain /v2/<repo>/... without ns is Docker Hub: it is what a classic
+//     Docker engine sends to its registry-mirrors entry. The first path
+//     segment is never read as an ECR prefix: /v2/quay/app/manifests/v1 is
+//     the Docker Hub repository quay/app, forwarded to
+//     <docker-hub prefix>/quay/app.
+//
+// The ECR repository comes from the pull-through cache rules
+// (rewrite.Mapping.Repository). An upstream without a rule gets a quick 404
+// NAME_UNKNOWN, so the client falls back to its next host or to the
+// registry itself.
+//
+// # What it forwards
+//
+// GET and HEAD of manifests and blobs, with Accept, Range and the
+// conditional headers on the way in and the registry headers
+// (Docker-Content-Digest, Content-Type, Content-Length, Content-Range, ETag,
+// ...) on the way out. /v2/ is answered by the shim itself. Every other
+// method is 405 UNSUPPORTED and every other path (tags/list, _catalog,
+// uploads) 404 UNSUPPORTED. Names, tags and digests are checked before any
+// request leaves the shim: "..", encoded slashes, overlong names and unknown
+// or malformed ns values get a 4xx and no upstream request.
+//
+// ECR answers blob GETs with a 307 to S3. By default the shim passes that
+// redirect to the client untouched, so layer bytes go straight from S3 to
+// the client. With Options.FollowRedirects the shim fetches the Location
+// itself, without the ECR Authorization header, and streams it through a
+// small fixed buffer.
+//
+// Failures are answered quickly with a registry error the client
+// understands (ECR unreachable or timed out: 503/504 UNAVAILABLE; ECR 5xx:
+// 503; 429: 429 TOOMANYREQUESTS), so containerd moves on to its next host and
+// Docker retries against Docker Hub.
+//
+// The package must never log or return a token, a password or the query of a
+// presigned URL, and must never buffer a whole blob in memory or on disk.
+package mirror

@@ -1,0 +1,60 @@
+package mirror
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the shim's Prometheus collectors, on a registry of their own.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	failures *prometheus.CounterVec
+	renewals prometheus.Counter
+	bytes    prometheus.Counter
+	handler  http.Handler
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "requests_total",
+			Help: "Registry requests by upstream registry, kind (ping, manifest, blob) and HTTP status. Upstream is \"none\" for requests refused before routing.",
+		}, []string{"upstream", "kind", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "request_duration_seconds",
+			Help:    "Time to answer a registry request (to the end of the body for streamed blobs).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "failures_total",
+			Help: "Requests refused or failed, by reason (unmapped, bad_request, method, timeout, unreachable, upstream_5xx, throttled, token, body_cut, ...).",
+		}, []string{"reason"}),
+		renewals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "token_renewals_total",
+			Help: "Times the ECR token in use changed for a new one.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "streamed_bytes_total",
+			Help: "Response body bytes the shim streamed to clients (manifests, and blobs when following redirects).",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.failures, m.renewals, m.bytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return m
+}
+
+func (m *metrics) observe(upstream, kind string, status int, d time.Duration, reason string) {
+	m.requests.WithLabelValues(upstream, kind, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(kind).Observe(d.Seconds())
+	if reason != "" {
+		m.failures.WithLabelValues(reason).Inc()
+	}
+}

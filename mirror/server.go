@@ -1,0 +1,578 @@
+package mirror
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// TokenSource hands out the ECR registry credential. *credentials.Provider
+// implements it; it is expected to renew tokens ahead of expiry.
+type TokenSource interface {
+	Get(ctx context.Context, host string) (credentials.Credential, error)
+	Invalidate(host string)
+}
+
+// Mapper maps an upstream repository to its ECR repository.
+// *rewrite.Mapping implements it.
+type Mapper interface {
+	// Registry is the ECR registry host[:port] requests go to.
+	Registry() string
+	// Repository returns the ECR repository path for repo at upstream, or an
+	// error matching rewrite.ErrNotMapped when no rule covers upstream.
+	Repository(upstream, repo string) (string, error)
+}
+
+// DefaultUpstreamTimeout is how long the shim waits for ECR's (or S3's)
+// response headers, and for the next bytes of a streamed body, by default.
+const DefaultUpstreamTimeout = 30 * time.Second
+
+// Options configure a Server.
+type Options struct {
+	// Mapping maps upstream repositories to ECR repositories. Required.
+	Mapping Mapper
+	// Tokens gives the ECR token for Mapping.Registry(). Required.
+	Tokens TokenSource
+	// Transport sends requests to ECR and, with FollowRedirects, to S3.
+	// Default: NewTransport().
+	Transport http.RoundTripper
+	// FollowRedirects makes the shim fetch blob redirects itself and stream
+	// the bytes, instead of passing the redirect to the client. Default false.
+	FollowRedirects bool
+	// UpstreamTimeout bounds the wait for response headers from ECR or S3 and
+	// the pause between two reads of a streamed body; it never cuts a body
+	// that keeps moving. Default DefaultUpstreamTimeout.
+	UpstreamTimeout time.Duration
+	// Logger receives one line per manifest request and one per failure.
+	// Default: a logger that discards everything.
+	Logger *slog.Logger
+	// DisableMetrics turns off /metrics (it then answers 404).
+	DisableMetrics bool
+}
+
+// Server is the shim's HTTP handler: the registry API, /healthz and /metrics.
+type Server struct {
+	mapping  Mapper
+	tokens   TokenSource
+	rt       http.RoundTripper
+	follow   bool
+	timeout  time.Duration
+	log      *slog.Logger
+	metrics  *metrics
+	serving  atomic.Bool
+	lastExp  atomic.Int64 // ExpiresAt (unix nanoseconds) of the last token seen
+	bufPool  sync.Pool
+	registry string
+}
+
+// New returns a Server for o.
+func New(o Options) (*Server, error) {
+	if o.Mapping == nil {
+		return nil, errors.New("mirror: no mapping given: the shim needs the pull-through cache rules")
+	}
+	if o.Tokens == nil {
+		return nil, errors.New("mirror: no token source given: the shim needs ECR credentials")
+	}
+	if o.Mapping.Registry() == "" {
+		return nil, errors.New("mirror: the mapping names no ECR registry: set registry in config.toml or pass --registry")
+	}
+	s := &Server{
+		mapping:  o.Mapping,
+		tokens:   o.Tokens,
+		rt:       o.Transport,
+		follow:   o.FollowRedirects,
+		timeout:  o.UpstreamTimeout,
+		log:      o.Logger,
+		registry: o.Mapping.Registry(),
+	}
+	if s.rt == nil {
+		s.rt = NewTransport()
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultUpstreamTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if !o.DisableMetrics {
+		s.metrics = newMetrics()
+	}
+	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
+	s.serving.Store(true)
+	return s, nil
+}
+
+// NewTransport returns the production transport to ECR and S3: HTTP/2 where
+// offered, bounded dial and TLS handshake times, no transparent
+// decompression, and enough idle connections for 256 concurrent clients.
+func NewTransport() *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+	}
+}
+
+// ServeHTTP answers /healthz, /metrics and the read-only registry API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		s.healthz(w, r)
+		return
+	case "/metrics":
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.metrics.handler.ServeHTTP(w, r)
+		return
+	}
+	s.serveRegistry(w, r)
+}
+
+// healthz is cheap: it says the shim is serving, without touching ECR.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.serving.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "draining\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// result is what one registry request ended with, for logs and metrics.
+type result struct {
+	status  int
+	reason  string // "" on success
+	ecrRepo string
+	bytes   int64
+}
+
+func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		e := newRegistryError(http.StatusMethodNotAllowed, "UNSUPPORTED", "method",
+			"method %s is not allowed: the mirror is read-only, push to ECR directly", r.Method)
+		e.write(w, r)
+		s.finish(r, route{}, start, result{status: e.status, reason: e.reason}, e.message)
+		return
+	}
+	rt, rerr := parseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
+	if rerr != nil {
+		rerr.write(w, r)
+		s.finish(r, rt, start, result{status: rerr.status, reason: rerr.reason}, rerr.message)
+		return
+	}
+	if rt.kind == kindPing {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", "2")
+		h.Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, "{}")
+		}
+		s.finish(r, rt, start, result{status: http.StatusOK}, "")
+		return
+	}
+	ecrRepo, err := s.mapping.Repository(rt.upstream, rt.repo)
+	if err != nil {
+		var e *registryError
+		if errors.Is(err, rewrite.ErrNotMapped) {
+			e = newRegistryError(http.StatusNotFound, "NAME_UNKNOWN", "unmapped",
+				"upstream %q has no pull-through cache rule in ECR registry %q: create one or pull from the upstream directly", rt.upstream, s.registry)
+		} else {
+			e = errNameInvalid("repository %q at %q cannot be mapped to ECR: %v", truncate(rt.repo), rt.upstream, err)
+		}
+		e.write(w, r)
+		s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
+		return
+	}
+	res, msg := s.forward(w, r, rt, ecrRepo)
+	res.ecrRepo = ecrRepo
+	s.finish(r, rt, start, res, msg)
+}
+
+// finish records metrics and writes the log line for one request.
+func (s *Server) finish(r *http.Request, rt route, start time.Time, res result, msg string) {
+	d := time.Since(start)
+	if s.metrics != nil {
+		up := rt.upstream
+		if res.reason == "unmapped" || res.reason == "bad_request" || up == "" {
+			up = "none"
+		}
+		s.metrics.observe(up, rt.kind.String(), res.status, d, res.reason)
+		if res.bytes > 0 {
+			s.metrics.bytes.Add(float64(res.bytes))
+		}
+	}
+	switch {
+	case res.reason != "":
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused or failed",
+			slog.String("method", r.Method),
+			slog.String("kind", rt.kind.String()),
+			slog.String("upstream", rt.upstream),
+			slog.String("repository", rt.repo),
+			slog.String("reference", rt.ref),
+			slog.String("ecr_repository", res.ecrRepo),
+			slog.Int("status", res.status),
+			slog.String("reason", res.reason),
+			slog.String("error", msg),
+			slog.Duration("duration", d))
+	case rt.kind == kindManifest:
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "manifest",
+			slog.String("method", r.Method),
+			slog.String("upstream", rt.upstream),
+			slog.String("repository", rt.repo),
+			slog.String("reference", rt.ref),
+			slog.String("ecr_repository", res.ecrRepo),
+			slog.Int("status", res.status),
+			slog.Duration("duration", d))
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, rt.kind.String(),
+			slog.String("method", r.Method),
+			slog.String("upstream", rt.upstream),
+			slog.String("repository", rt.repo),
+			slog.String("reference", rt.ref),
+			slog.String("ecr_repository", res.ecrRepo),
+			slog.Int("status", res.status),
+			slog.Int64("bytes", res.bytes),
+			slog.Duration("duration", d))
+	}
+}
+
+// errUpstreamTimeout is the cancel cause when ECR or S3 took too long.
+var errUpstreamTimeout = errors.New("upstream timeout")
+
+// requestHeaders are copied from the client's request to ECR and S3.
+var requestHeaders = []string{
+	"Accept", "Accept-Encoding", "Range", "If-Range", "If-Match", "If-None-Match",
+	"If-Modified-Since", "If-Unmodified-Since", "User-Agent",
+}
+
+// responseHeaders are copied from ECR's and S3's answer to the client.
+var responseHeaders = []string{
+	"Content-Type", "Content-Length", "Content-Range", "Content-Encoding", "Accept-Ranges",
+	"Docker-Content-Digest", "Docker-Distribution-API-Version", "ETag", "Last-Modified",
+	"Cache-Control", "Expires", "Retry-After", "Location", "OCI-Subject", "OCI-Filters-Applied",
+	"Warning",
+}
+
+// forward sends the request to ECR and relays the answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRepo string) (result, string) {
+	seg := "manifests"
+	if rt.kind == kindBlob {
+		seg = "blobs"
+	}
+	target := "https://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+
+	resp, err := s.sendECR(ctx, cancel, r, target)
+	if err != nil {
+		e := s.transportError(ctx, err, "ECR registry "+strconv.Quote(s.registry))
+		e.write(w, r)
+		return result{status: e.status, reason: e.reason}, e.message
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case isRedirect(resp.StatusCode) && s.follow && rt.kind == kindBlob && r.Method == http.MethodGet:
+		return s.followRedirect(ctx, cancel, w, r, resp)
+	case resp.StatusCode < 400:
+		return s.relay(ctx, cancel, w, r, resp, nil)
+	}
+	e := s.statusError(resp, "ECR registry "+strconv.Quote(s.registry))
+	if e == nil {
+		// A 4xx other than 401 and 429 is ECR's own registry error (NAME_UNKNOWN,
+		// MANIFEST_UNKNOWN, DENIED ...): pass it on as it is.
+		return s.relay(ctx, cancel, w, r, resp, nil)
+	}
+	e.write(w, r)
+	return result{status: e.status, reason: e.reason}, e.message
+}
+
+// sendECR sends one request to ECR with the token, and once more with a
+// fresh token after a 401.
+func (s *Server) sendECR(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, target string) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		auth, err := s.authorization(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
+		if err != nil {
+			return nil, fmt.Errorf("build request for %q: %w", target, err)
+		}
+		copyRequestHeaders(out.Header, r.Header)
+		out.Header.Set("Authorization", auth)
+		resp, err := s.send(cancel, out)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
+			return resp, nil
+		}
+		drain(resp.Body)
+		s.tokens.Invalidate(s.registry)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ecr answered 401; retrying once with a fresh token",
+			slog.String("registry", s.registry))
+	}
+}
+
+// tokenError marks a failure to get an ECR token.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return "get ECR token: " + e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// authorization returns the Authorization header value for ECR.
+func (s *Server) authorization(ctx context.Context) (string, error) {
+	c, err := s.tokens.Get(ctx, s.registry)
+	if err != nil {
+		return "", &tokenError{err: err}
+	}
+	exp := c.ExpiresAt.UnixNano()
+	if prev := s.lastExp.Swap(exp); prev != exp && prev != 0 && s.metrics != nil {
+		s.metrics.renewals.Inc()
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password)), nil
+}
+
+// send round-trips out, bounding the wait for response headers.
+func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
+	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
+	resp, err := s.rt.RoundTrip(out)
+	t.Stop()
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// followRedirect fetches a blob's Location without the ECR Authorization
+// and streams it to the client.
+func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, first *http.Response) (result, string) {
+	digestHeader := first.Header.Get("Docker-Content-Digest")
+	resp := first
+	for hop := 0; ; hop++ {
+		if hop == 5 {
+			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "blob redirected more than 5 times")
+			e.write(w, r)
+			return result{status: e.status, reason: e.reason}, e.message
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect without a usable Location: %v", redactErr(err))
+			e.write(w, r)
+			return result{status: e.status, reason: e.reason}, e.message
+		}
+		if resp != first {
+			resp.Body.Close()
+		}
+		drain(first.Body)
+		out, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+		if err != nil {
+			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", redactURL(loc), redactErr(err))
+			e.write(w, r)
+			return result{status: e.status, reason: e.reason}, e.message
+		}
+		copyRequestHeaders(out.Header, r.Header)
+		resp, err = s.send(cancel, out)
+		if err != nil {
+			e := s.transportError(ctx, err, "blob storage "+strconv.Quote(loc.Host))
+			e.write(w, r)
+			return result{status: e.status, reason: e.reason}, e.message
+		}
+		if !isRedirect(resp.StatusCode) {
+			break
+		}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		e := s.statusError(resp, "blob storage "+strconv.Quote(resp.Request.URL.Host))
+		if e == nil {
+			e = newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "s3_error", "blob storage %q answered %d", resp.Request.URL.Host, resp.StatusCode)
+		}
+		e.write(w, r)
+		return result{status: e.status, reason: e.reason}, e.message
+	}
+	extra := http.Header{}
+	if digestHeader != "" && resp.Header.Get("Docker-Content-Digest") == "" {
+		extra.Set("Docker-Content-Digest", digestHeader)
+	}
+	return s.relay(ctx, cancel, w, r, resp, extra)
+}
+
+// relay copies status, registry headers and body from resp to the client.
+func (s *Server) relay(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, resp *http.Response, extra http.Header) (result, string) {
+	h := w.Header()
+	for _, k := range responseHeaders {
+		if v, ok := resp.Header[k]; ok {
+			h[k] = v
+		}
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	if isRedirect(resp.StatusCode) {
+		h.Set("Content-Length", "0")
+	}
+	w.WriteHeader(resp.StatusCode)
+	res := result{status: resp.StatusCode}
+	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNotModified || isRedirect(resp.StatusCode) {
+		return res, ""
+	}
+	n, err := s.copyBody(cancel, w, resp.Body)
+	res.bytes = n
+	if err != nil {
+		reason := "body_cut"
+		if errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+			reason = "body_timeout"
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "response body broke off; closing the client connection so it sees an error",
+			slog.String("reason", reason), slog.Int64("bytes", n), slog.String("error", redactErr(err).Error()))
+		if s.metrics != nil {
+			s.metrics.failures.WithLabelValues(reason).Inc()
+		}
+		// Abort so the client sees a broken response, never a short one.
+		panic(http.ErrAbortHandler)
+	}
+	return res, ""
+}
+
+// copyBody streams body to w through a pooled buffer, cancelling the
+// upstream request when it stalls longer than the upstream timeout.
+func (s *Server) copyBody(cancel context.CancelCauseFunc, w http.ResponseWriter, body io.Reader) (int64, error) {
+	bp := s.bufPool.Get().(*[]byte)
+	defer s.bufPool.Put(bp)
+	buf := *bp
+	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
+	defer t.Stop()
+	var n int64
+	for {
+		t.Reset(s.timeout)
+		nr, rerr := body.Read(buf)
+		t.Stop()
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, fmt.Errorf("write to client: %w", werr)
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// transportError maps a failed round trip to the registry error the client gets.
+func (s *Server) transportError(ctx context.Context, err error, peer string) *registryError {
+	var te *tokenError
+	switch {
+	case errors.As(err, &te):
+		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "token",
+			"cannot get an ECR token for %q: %v", s.registry, te.err)
+	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
+			"%s sent no answer within %s", peer, s.timeout)
+	case ctx.Err() != nil:
+		return newRegistryError(499, "UNAVAILABLE", "client_gone", "client went away")
+	}
+	return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "unreachable",
+		"%s is unreachable: %v", peer, redactErr(err))
+}
+
+// statusError maps an error status from ECR or S3 to the registry error the
+// client gets; nil means pass the answer on unchanged.
+func (s *Server) statusError(resp *http.Response, peer string) *registryError {
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e := newRegistryError(http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled", "%s is throttling requests", peer)
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			e.retryAfter = ra
+		}
+		return e
+	case resp.StatusCode == http.StatusUnauthorized:
+		return newRegistryError(http.StatusForbidden, "DENIED", "unauthorized",
+			"%s refused a fresh token: check the host's IAM role can call ecr:GetAuthorizationToken and pull", peer)
+	case resp.StatusCode >= 500:
+		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "upstream_5xx",
+			"%s answered %d", peer, resp.StatusCode)
+	}
+	return nil
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+func copyRequestHeaders(dst, src http.Header) {
+	for _, k := range requestHeaders {
+		if v, ok := src[k]; ok {
+			dst[k] = v
+		}
+	}
+	if dst.Get("Accept-Encoding") == "" {
+		// Keep Go's transport from asking for gzip and unpacking it: the
+		// client must get the registry's bytes as they are.
+		dst.Set("Accept-Encoding", "identity")
+	}
+}
+
+// drain reads a little of an error or redirect body so the connection can
+// be reused, then closes it.
+func drain(rc io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, rc, 4<<10)
+	_ = rc.Close()
+}
+
+// redactURL drops the query (a presigned signature) and any user info.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.User, c.Fragment = "", nil, ""
+	return c.String()
+}
+
+// redactErr removes URL queries from errors of the HTTP client.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return fmt.Errorf("%s %q: %w", ue.Op, redactURL(u), ue.Err)
+		}
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
