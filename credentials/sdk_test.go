@@ -1,0 +1,211 @@
+package credentials
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ecrServer is a minimal real HTTP server speaking ECR's and ECR Public's
+// GetAuthorizationToken (AWS JSON 1.1), counting calls.
+type ecrServer struct {
+	*httptest.Server
+	calls   atomic.Int64
+	delay   time.Duration
+	errCode atomic.Value // string: answer this error code instead
+	mu      sync.Mutex
+	targets []string
+	bodies  []string
+}
+
+func newECRServer(t *testing.T, delay time.Duration) *ecrServer {
+	t.Helper()
+	s := &ecrServer{delay: delay}
+	s.errCode.Store("")
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *ecrServer) serve(w http.ResponseWriter, r *http.Request) {
+	n := s.calls.Add(1)
+	target := r.Header.Get("X-Amz-Target")
+	var body map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	b, _ := json.Marshal(body)
+	s.mu.Lock()
+	s.targets = append(s.targets, target)
+	s.bodies = append(s.bodies, string(b))
+	s.mu.Unlock()
+	time.Sleep(s.delay)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if code := s.errCode.Load().(string); code != "" {
+		w.Header().Set("X-Amzn-ErrorType", code)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"__type":%q,"message":"User: arn:aws:sts::123456789012:assumed-role/r/i is not authorized to perform: ecr:GetAuthorizationToken"}`, code)
+		return
+	}
+	tok := token("AWS", fmt.Sprintf("password-%d", n))
+	exp := time.Now().Add(12 * time.Hour).Unix()
+	if strings.HasPrefix(target, "SpencerFrontendService.") {
+		fmt.Fprintf(w, `{"authorizationData":{"authorizationToken":%q,"expiresAt":%d}}`, tok, exp)
+		return
+	}
+	fmt.Fprintf(w, `{"authorizationData":[{"authorizationToken":%q,"expiresAt":%d,"proxyEndpoint":"https://%s"}]}`, tok, exp, testHost)
+}
+
+// sdkEnv returns an environment that points the AWS SDK at s with static
+// keys and no shared config, IMDS or profile of the machine.
+func sdkEnv(t *testing.T, s *ecrServer) map[string]string {
+	dir := t.TempDir()
+	return map[string]string{
+		"AWS_ENDPOINT_URL_ECR":        s.URL,
+		"AWS_ENDPOINT_URL_ECR_PUBLIC": s.URL,
+		"AWS_ACCESS_KEY_ID":           "AKIAIOSFODNN7EXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":       "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_REGION":                  "us-east-1",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_MAX_ATTEMPTS":            "1",
+	}
+}
+
+// TestSDKTokenAPI runs the real SDK against a local server (not parallel:
+// the SDK reads the process environment).
+func TestSDKTokenAPI(t *testing.T) {
+	s := newECRServer(t, 0)
+	for k, v := range sdkEnv(t, s) {
+		t.Setenv(k, v)
+	}
+	t.Setenv(EnvNoCache, "")
+	t.Setenv("AWS_PROFILE", "")
+
+	p := NewProvider(Options{CacheDir: t.TempDir()})
+	c, err := p.Get(t.Context(), testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Username != "AWS" || c.Password != "password-1" || c.ProxyEndpoint != "https://"+testHost {
+		t.Errorf("private Get = %+v", c)
+	}
+	pc, err := p.Get(t.Context(), "public.ecr.aws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.Username != "AWS" || pc.Password != "password-2" || pc.ProxyEndpoint != "https://public.ecr.aws" {
+		t.Errorf("public Get = %+v", pc)
+	}
+	s.mu.Lock()
+	targets, bodies := s.targets, s.bodies
+	s.mu.Unlock()
+	if len(targets) != 2 || targets[0] != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" ||
+		targets[1] != "SpencerFrontendService.GetAuthorizationToken" {
+		t.Errorf("targets = %q", targets)
+	}
+	if len(bodies) > 0 && bodies[0] != `{"registryIds":["123456789012"]}` {
+		t.Errorf("private request body = %s", bodies[0])
+	}
+
+	t.Run("access denied", func(t *testing.T) {
+		s.errCode.Store("AccessDeniedException")
+		defer s.errCode.Store("")
+		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
+			t.Fatalf("error = %v, want ErrAccessDenied naming the action", err)
+		}
+	})
+	t.Run("rejected keys", func(t *testing.T) {
+		s.errCode.Store("UnrecognizedClientException")
+		defer s.errCode.Store("")
+		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, ErrAccessDenied) || strings.Contains(err.Error(), "AKIAIOSFODNN7EXAMPLE") {
+			t.Fatalf("error = %v, want ErrAccessDenied without the key ID", err)
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "instance profile") {
+			t.Fatalf("error = %v, want ErrNoCredentials with advice", err)
+		}
+	})
+}
+
+// childEnv marks a re-executed test binary as a cache-sharing child.
+const childEnv = "CREDENTIALS_TEST_CHILD_HOST"
+
+func TestMain(m *testing.M) {
+	if host := os.Getenv(childEnv); host != "" {
+		os.Exit(runChild(host))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild gets a token like a helper process would and prints its password.
+func runChild(host string) int {
+	o, err := OptionsFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c, err := NewProvider(o).Get(context.Background(), host)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(c.Password)
+	return 0
+}
+
+func TestProviderAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	s := newECRServer(t, 100*time.Millisecond)
+	cacheDir := t.TempDir()
+	environ := os.Environ()
+	for k, v := range sdkEnv(t, s) {
+		environ = append(environ, k+"="+v)
+	}
+	environ = append(environ, childEnv+"="+testHost, EnvCacheDir+"="+cacheDir, EnvNoCache+"=")
+	const n = 8
+	var wg sync.WaitGroup
+	outs := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
+			cmd.Env = environ
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				err = fmt.Errorf("child %d: %w: %s", i, err, stderr.String())
+			}
+			outs[i], errs[i] = strings.TrimSpace(string(out)), err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if outs[i] != "password-1" {
+			t.Errorf("child %d got %q, want password-1", i, outs[i])
+		}
+	}
+	if got := s.calls.Load(); got != 1 {
+		t.Errorf("API calls from %d processes = %d, want 1", n, got)
+	}
+}
