@@ -12,7 +12,7 @@ import (
 
 // ErrNotMapped means the reference's registry has no pull-through cache
 // rule, so no ECR repository serves it.
-var ErrNotMapped = errors.New("no pull-through cache rule for this registry")
+var ErrNotMapped = errors.New("no pull-through cache rule")
 
 // ErrInvalidReference means the input is not a valid image reference.
 var ErrInvalidReference = errors.New("invalid image reference")
@@ -291,7 +291,7 @@ func (m *Mapping) Repository(upstream, repo string) (string, error) {
 	if len(m.byHost[host]) > 0 {
 		return "", fmt.Errorf("%w: the rules for %q cover only repositories under %s", ErrNotMapped, host, m.upstreamPrefixes(host))
 	}
-	return "", fmt.Errorf("%w %q", ErrNotMapped, host)
+	return "", fmt.Errorf("%w for registry %q", ErrNotMapped, host)
 }
 
 func (m *Mapping) upstreamPrefixes(host string) string {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// ruleView is one row of `ecr-ptc rules`.
+type ruleView struct {
+	Upstream                 string `json:"upstream"`
+	Prefix                   string `json:"prefix"`
+	UpstreamRepositoryPrefix string `json:"upstreamRepositoryPrefix,omitempty"`
+	UpstreamURL              string `json:"upstreamRegistryUrl"`
+	Source                   string `json:"source"`
+	NeedsCredentials         bool   `json:"needsCredentials"`
+	CredentialARN            string `json:"credentialArn,omitempty"`
+}
+
+func newRulesCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Print the pull-through cache rules in effect",
+		Long: `rules prints the mapping from upstream registry to ECR repository prefix that
+ecr-ptc uses: the account's rules, overridden by the config file's [[rules]]
+and by --rule flags. SOURCE says where each rule came from (account, saved,
+config, flag); CREDENTIALS says whether ECR needs a Secrets Manager secret for
+the upstream.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.loadRules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			m := res.Mapping
+			var rows []ruleView
+			for _, r := range m.Rules() {
+				rows = append(rows, ruleView{r.Upstream, r.Prefix, r.UpstreamRepositoryPrefix, r.UpstreamURL, r.Source, r.NeedsCredentials(), r.CredentialARN})
+			}
+			if a.json {
+				out := struct {
+					Registry  string     `json:"registry"`
+					FromSaved bool       `json:"fromSaved"`
+					SavedAt   *time.Time `json:"savedAt,omitempty"`
+					Rules     []ruleView `json:"rules"`
+				}{Registry: m.Registry(), FromSaved: res.FromSaved, Rules: rows}
+				if res.FromSaved {
+					out.SavedAt = &res.SavedAt
+				}
+				if out.Rules == nil {
+					out.Rules = []ruleView{}
+				}
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			if !a.quiet {
+				fmt.Fprintf(a.stdout, "registry: %s\n", m.Registry())
+				if res.FromSaved {
+					fmt.Fprintf(a.stdout, "warning: ECR API unavailable (%v); showing the rule set saved at %s\n", res.Err, res.SavedAt.Format(time.RFC3339))
+				}
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "UPSTREAM\tPREFIX\tSOURCE\tCREDENTIALS")
+			for _, r := range rows {
+				up := r.Upstream
+				if r.UpstreamRepositoryPrefix != "" {
+					up += "/" + r.UpstreamRepositoryPrefix
+				}
+				creds := "not needed"
+				if r.NeedsCredentials {
+					creds = "needed"
+					if r.CredentialARN != "" {
+						creds = "set"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", up, r.Prefix, r.Source, creds)
+			}
+			return tw.Flush()
+		},
+	}
+	a.addMappingFlags(cmd)
+	return cmd
+}
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(a.stdout, "ecr-ptc", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,108 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// StateFile is the name of the saved rule set inside the state directory.
+const StateFile = "rules.json"
+
+// Saved is the last rule set discovered from the account.
+type Saved struct {
+	// Registry is the ECR registry host the rules belong to.
+	Registry string `json:"registry"`
+	// Region is the region the rules were read in.
+	Region string `json:"region,omitempty"`
+	// SavedAt is when the rules were discovered.
+	SavedAt time.Time `json:"savedAt"`
+	// Rules are the account's rules as discovered.
+	Rules []SavedRule `json:"rules"`
+}
+
+// SavedRule is one rule in the saved rule set.
+type SavedRule struct {
+	Prefix                   string `json:"ecrRepositoryPrefix"`
+	UpstreamURL              string `json:"upstreamRegistryUrl"`
+	UpstreamRegistry         string `json:"upstreamRegistry,omitempty"`
+	UpstreamRepositoryPrefix string `json:"upstreamRepositoryPrefix,omitempty"`
+	CredentialARN            string `json:"credentialArn,omitempty"`
+	CustomRoleARN            string `json:"customRoleArn,omitempty"`
+}
+
+func toSaved(registry, region string, rs []rewrite.Rule, now time.Time) Saved {
+	s := Saved{Registry: registry, Region: region, SavedAt: now.UTC()}
+	for _, r := range rs {
+		s.Rules = append(s.Rules, SavedRule{r.Prefix, r.UpstreamURL, r.UpstreamRegistry, r.UpstreamRepositoryPrefix, r.CredentialARN, r.CustomRoleARN})
+	}
+	return s
+}
+
+func (s Saved) rules() []rewrite.Rule {
+	var out []rewrite.Rule
+	for _, r := range s.Rules {
+		out = append(out, rewrite.Rule{Prefix: r.Prefix, UpstreamURL: r.UpstreamURL, UpstreamRegistry: r.UpstreamRegistry,
+			UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, CustomRoleARN: r.CustomRoleARN, Source: "saved"})
+	}
+	return out
+}
+
+// LoadSaved reads the saved rule set from dir. A missing file gives
+// fs.ErrNotExist; an unreadable or corrupt one, an error naming the file.
+func LoadSaved(dir string) (Saved, error) {
+	p := filepath.Join(dir, StateFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return Saved{}, err
+	}
+	var s Saved
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Saved{}, fmt.Errorf("saved rule set %q is corrupt (%v): it is replaced at the next successful discovery", p, err)
+	}
+	if s.Registry == "" {
+		return Saved{}, fmt.Errorf("saved rule set %q names no registry: it is replaced at the next successful discovery", p)
+	}
+	return s, nil
+}
+
+// save writes the rule set atomically: a reader sees the old file or the
+// new one, never a part.
+func save(dir string, s Saved) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".rules-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, StateFile))
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
