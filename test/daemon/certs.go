@@ -35,8 +35,11 @@ func CertsDir(t testing.TB, caPEM []byte, hosts ...string) string {
 }
 
 // HostsTOML renders a containerd hosts.toml that sends host's pulls to
-// https://host itself, trusting the CA file at caPath.
+// https://host itself, trusting the CA file at caPath. The CA is set both on
+// the host table and on the server fallback: containerd tries the server
+// again after a host answers 404, and containerd 1.6 rejects a file without
+// a host table.
 func HostsTOML(host, caPath string) []byte {
-	return fmt.Appendf(nil, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n",
-		"https://"+host, "https://"+host, caPath)
+	return fmt.Appendf(nil, "server = %q\nca = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n",
+		"https://"+host, caPath, "https://"+host, caPath)
 }

@@ -91,3 +91,23 @@ func FuzzRepoDigest(f *testing.F) {
 		}
 	})
 }
+
+func TestCommandNameHidesArgs(t *testing.T) {
+	ns := &Namespace{Hosts: map[string]string{"a.test": "127.0.0.1"}}
+	tests := []struct {
+		name string
+		ns   *Namespace
+		want string
+	}{
+		{name: "namespace", ns: ns, want: "ctr (in a private mount namespace)"},
+		{name: "plain", ns: nil, want: "ctr"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := tc.ns.Command(t.Context(), "/usr/bin/ctr", "pull", "--user", "AWS:secret")
+			if got := commandName(cmd); got != tc.want {
+				t.Errorf("commandName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

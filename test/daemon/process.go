@@ -53,7 +53,7 @@ func startProcess(t testing.TB, name string, cmd *exec.Cmd, logPath string) *pro
 	t.Cleanup(func() {
 		p.stop(t)
 		if t.Failed() {
-			t.Logf("%s log (%s), last lines:\n%s", name, logPath, tail(logPath, 40))
+			t.Logf("%s log (%s), last lines:\n%s", name, logPath, tail(logPath, 25))
 		}
 	})
 	return p
@@ -154,8 +154,8 @@ func commandName(cmd *exec.Cmd) string {
 	name := filepath.Base(cmd.Path)
 	if name == "unshare" {
 		// unshare -m --propagation private sh -c SCRIPT ARG0 HOSTS NAME ...
-		if len(cmd.Args) > 8 {
-			return filepath.Base(cmd.Args[8]) + " (in a private mount namespace)"
+		if len(cmd.Args) > 9 {
+			return filepath.Base(cmd.Args[9]) + " (in a private mount namespace)"
 		}
 	}
 	return name
