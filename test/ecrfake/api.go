@@ -154,8 +154,8 @@ func requestID() string {
 // Messages of the errors AWS JSON services answer for authentication
 // problems (seen in AWS SDK tests and CLI output).
 const (
-	msgMissingAuth      = "Missing Authentication Token"
-	msgUnrecognizedKey  = "The security token included in the request is invalid."
+	msgMissingAuth       = "Missing Authentication Token"
+	msgUnrecognizedKey   = "The security token included in the request is invalid."
 	msgSignatureMismatch = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
 

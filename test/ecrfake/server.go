@@ -332,7 +332,6 @@ func hostWithPort(hostname, addr string) string {
 	return net.JoinHostPort(hostname, port)
 }
 
-
 // recorder captures status and body size for the access log.
 type recorder struct {
 	http.ResponseWriter
