@@ -538,6 +538,15 @@ func isRedirect(code int) bool {
 	return false
 }
 
+func init() {
+	for i, k := range requestHeaders {
+		requestHeaders[i] = http.CanonicalHeaderKey(k)
+	}
+	for i, k := range responseHeaders {
+		responseHeaders[i] = http.CanonicalHeaderKey(k)
+	}
+}
+
 func copyRequestHeaders(dst, src http.Header) {
 	for _, k := range requestHeaders {
 		if v, ok := src[k]; ok {
