@@ -1,0 +1,259 @@
+package hosts
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// DefaultMirrorURL is the shim's URL when the config file names none.
+const DefaultMirrorURL = "http://127.0.0.1:5050"
+
+// managedMark starts the first line of every file ecr-ptc writes, so a later
+// run recognises its own files.
+const managedMark = "# Managed by ecr-ptc"
+
+// The lines around the part of a hosts.toml that ecr-ptc owns. Everything
+// outside them is the hosts.toml the file replaced, kept verbatim.
+const (
+	beginMark = "# ecr-ptc begin\n"
+	endMark   = "# ecr-ptc end\n"
+)
+
+// ErrMarkersMissing means a file carries ecr-ptc's header but not the
+// begin/end lines around ecr-ptc's part, so it cannot be re-rendered safely.
+var ErrMarkersMissing = errors.New("file is marked as managed by ecr-ptc but its \"# ecr-ptc begin\" / \"# ecr-ptc end\" lines are missing or out of order")
+
+// HostURL returns the containerd host URL under which the shim at mirrorURL
+// serves upstream: HostURL("http://127.0.0.1:5050", "quay.io") is
+// "http://127.0.0.1:5050/mirror/quay.io/v2". Used with override_path = true.
+// It follows the shim's routing contract (mirror.HostURL).
+func HostURL(mirrorURL, upstream string) string {
+	return strings.TrimRight(mirrorURL, "/") + "/mirror/" + strings.ToLower(upstream) + "/v2"
+}
+
+// HostDir returns the directory name containerd looks up for a registry
+// host: "docker.io" stays, "myreg:5000" becomes "myreg_5000_".
+func HostDir(host string) string {
+	if i := strings.LastIndex(host, ":"); i > 0 {
+		return host[:i] + "_" + host[i+1:] + "_"
+	}
+	return host
+}
+
+// ServerURL returns the hosts.toml server for upstream: the registry itself,
+// "https://registry-1.docker.io" for Docker Hub.
+func ServerURL(upstream string) string {
+	return "https://" + rewrite.UpstreamURLFor(upstream)
+}
+
+// hostsHeader is the comment that opens every hosts.toml ecr-ptc writes.
+func hostsHeader(upstream string) string {
+	return managedMark + ": pulls of " + upstream + " try the local ECR pull-through cache shim first.\n" +
+		"# Lines outside \"ecr-ptc begin/end\" are the hosts.toml this file replaced; `--undo` restores it.\n"
+}
+
+// RenderHostsTOML returns the hosts.toml for upstream that sends pulls to the
+// shim at mirrorURL first. existing is the file now in place (nil if none):
+// a hosts.toml written by a person is kept, its top-level keys before ours
+// and its [host] tables after ours, so its hosts follow the shim and its
+// relative ca/client paths still resolve (the file stays in the same
+// directory). A file ecr-ptc wrote before is re-rendered from the part that
+// is not ecr-ptc's, so rendering is idempotent.
+//
+// changed is false when existing already is the result. An existing file that
+// is not valid TOML, or that cannot take the shim's host table, is an error
+// and nothing should be written.
+func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, changed bool, err error) {
+	if upstream == "" {
+		return nil, false, errors.New("no upstream registry host")
+	}
+	if u, err := url.Parse(mirrorURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, false, fmt.Errorf("mirror URL %q: want http://host:port, such as %q", mirrorURL, DefaultMirrorURL)
+	}
+	orig, err := OriginalHostsTOML(existing)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := decodeTOML(orig); err != nil {
+		return nil, false, fmt.Errorf("invalid TOML: %w", err)
+	}
+	var schema hostsFileSchema
+	if err := toml.Unmarshal(orig, &schema); err != nil {
+		return nil, false, fmt.Errorf("not a hosts.toml containerd reads: %w", tomlPositionError(err))
+	}
+	exprs, err := scanTOML(orig)
+	if err != nil {
+		return nil, false, fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
+	}
+	shim := HostURL(mirrorURL, upstream)
+	origHosts := hostOrder(exprs)
+	hasServer := false
+	split := len(orig)
+	for _, x := range exprs {
+		if x.kind == unstable.KeyValue && len(x.key) == 1 && x.key[0] == "server" {
+			hasServer = true
+		}
+		if x.kind == unstable.KeyValue && len(x.key) >= 1 && x.key[0] == "host" && !inTable(exprs, x) {
+			return nil, false, errors.New("it defines \"host\" with a key/value instead of [host.\"...\"] tables, which containerd ignores; rewrite those hosts as tables and run again")
+		}
+		if (x.kind == unstable.Table || x.kind == unstable.ArrayTable) && x.lineStart < split {
+			split = x.lineStart
+		}
+	}
+	if i := slices.Index(origHosts, shim); i >= 0 {
+		if i == 0 && !isManaged(existing) {
+			// A person already routes this upstream through the shim first.
+			return existing, false, nil
+		}
+		return nil, false, fmt.Errorf("it already lists the shim %q among its hosts; remove that [host] table and run again", shim)
+	}
+
+	var b bytes.Buffer
+	b.WriteString(hostsHeader(upstream))
+	prefix := orig[:split]
+	b.Write(prefix)
+	if len(prefix) > 0 && prefix[len(prefix)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	b.WriteString(beginMark)
+	if !hasServer {
+		fmt.Fprintf(&b, "server = %s\n\n", tomlString(ServerURL(upstream)))
+	}
+	fmt.Fprintf(&b, "[host.%s]\n", tomlString(shim))
+	b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
+	b.WriteString("  override_path = true\n")
+	rest := orig[split:]
+	if len(rest) > 0 {
+		b.WriteByte('\n')
+	}
+	b.WriteString(endMark)
+	b.Write(rest)
+	out = b.Bytes()
+
+	if err := checkHostsTOML(out, append([]string{shim}, origHosts...)); err != nil {
+		return nil, false, fmt.Errorf("the merged hosts.toml would be wrong (%w); move the hand-written file aside and run again", err)
+	}
+	return out, !bytes.Equal(out, existing), nil
+}
+
+// OriginalHostsTOML returns the hosts.toml a file written by RenderHostsTOML
+// replaced (nil if it replaced none), or data itself when ecr-ptc did not
+// write it.
+func OriginalHostsTOML(data []byte) ([]byte, error) {
+	if !isManaged(data) {
+		return data, nil
+	}
+	// Drop the two header lines.
+	rest := data
+	for range 2 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 || !bytes.HasPrefix(rest, []byte("#")) {
+			return nil, ErrMarkersMissing
+		}
+		rest = rest[i+1:]
+	}
+	bi := lineIndex(rest, beginMark)
+	if bi < 0 {
+		return nil, ErrMarkersMissing
+	}
+	ei := lineIndex(rest[bi:], endMark)
+	if ei < 0 {
+		return nil, ErrMarkersMissing
+	}
+	ei += bi
+	orig := append(slices.Clone(rest[:bi]), rest[ei+len(endMark):]...)
+	if len(bytes.TrimSpace(orig)) == 0 {
+		return nil, nil
+	}
+	return orig, nil
+}
+
+// lineIndex finds line as a whole line in data.
+func lineIndex(data []byte, line string) int {
+	for off := 0; off <= len(data); {
+		i := bytes.Index(data[off:], []byte(line))
+		if i < 0 {
+			return -1
+		}
+		if off+i == 0 || data[off+i-1] == '\n' {
+			return off + i
+		}
+		off += i + 1
+	}
+	return -1
+}
+
+func isManaged(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(managedMark))
+}
+
+// inTable reports whether key/value x sits under a table header.
+func inTable(exprs []tomlExpr, x tomlExpr) bool {
+	for _, e := range exprs {
+		if (e.kind == unstable.Table || e.kind == unstable.ArrayTable) && e.start < x.start {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOrder lists the hosts of a hosts.toml in the order containerd tries
+// them: [host."..."] table headers in file order (containerd ignores hosts
+// given any other way).
+func hostOrder(exprs []tomlExpr) []string {
+	var hosts []string
+	last := ""
+	for _, x := range exprs {
+		if x.kind != unstable.Table || len(x.key) < 2 || x.key[0] != "host" || x.key[1] == last {
+			continue
+		}
+		last = x.key[1]
+		if !slices.Contains(hosts, last) {
+			hosts = append(hosts, last)
+		}
+	}
+	return hosts
+}
+
+// hostsFileSchema is the part of containerd's hosts.toml schema that decides
+// whether containerd accepts a file.
+type hostsFileSchema struct {
+	Server       string              `toml:"server"`
+	Capabilities []string            `toml:"capabilities"`
+	Host         map[string]hostTable `toml:"host"`
+}
+
+type hostTable struct {
+	Capabilities []string `toml:"capabilities"`
+	OverridePath bool     `toml:"override_path"`
+}
+
+// checkHostsTOML checks that data parses as containerd parses it and lists
+// exactly the hosts want, in order.
+func checkHostsTOML(data []byte, want []string) error {
+	var s hostsFileSchema
+	if err := toml.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
+	}
+	exprs, err := scanTOML(data)
+	if err != nil {
+		return fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
+	}
+	got := hostOrder(exprs)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("hosts in order %q, want %q", got, want)
+	}
+	if len(got) == 0 {
+		return errors.New("no [host] table: containerd 1.6 would ignore the file")
+	}
+	return nil
+}

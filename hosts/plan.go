@@ -1,0 +1,338 @@
+package hosts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// CredentialHelper is the name of ecr-ptc's Docker credential helper
+// (docker-credential-ecr-ptc), as credHelpers entries name it.
+const CredentialHelper = "ecr-ptc"
+
+// Docker's files.
+const (
+	DefaultDaemonJSON   = "/etc/docker/daemon.json"
+	DefaultDockerCerts  = "/etc/docker/certs.d"
+	DefaultDockerConfig = "/root/.docker/config.json"
+)
+
+// upstreams lists the distinct upstream hosts of m.
+func upstreams(m *rewrite.Mapping) []string {
+	var out []string
+	for _, r := range m.Rules() {
+		if !slices.Contains(out, r.Upstream) {
+			out = append(out, r.Upstream)
+		}
+	}
+	return out
+}
+
+// PlanHosts plans one hosts.toml per upstream of m under dir (a path on the
+// configured system, such as DefaultCertsDir), each sending pulls to the
+// shim at mirrorURL first. component names the plan for Undo.
+func PlanHosts(root, dir, mirrorURL string, m *rewrite.Mapping, component string) (Plan, error) {
+	p := Plan{Component: component}
+	for _, up := range upstreams(m) {
+		path := filepath.Join(dir, HostDir(up), "hosts.toml")
+		old, ok, err := ReadTarget(root, path)
+		if err != nil {
+			return Plan{}, err
+		}
+		out, _, err := RenderHostsTOML(up, mirrorURL, old)
+		if err != nil {
+			return Plan{}, fmt.Errorf("%q: %w", path, err)
+		}
+		p.Changes = append(p.Changes, Change{Path: path, Exists: ok, Old: old, New: out, Mode: 0o644})
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("hosts.toml in %s for %s: the shim %s first, then the registry itself", dir, strings.Join(upstreams(m), ", "), mirrorURL))
+	return p, nil
+}
+
+// PlanContainerd plans the edit of containerd's config file (a path on the
+// configured system, DefaultContainerdConfig unless the config lives
+// elsewhere) that makes its CRI plugin read certsDir.
+func PlanContainerd(root, configFile, certsDir string) (Plan, ContainerdEdit, error) {
+	old, ok, err := ReadTarget(root, configFile)
+	if err != nil {
+		return Plan{}, ContainerdEdit{}, err
+	}
+	in := old
+	if !ok {
+		in = nil
+	}
+	ed, err := EditContainerdConfig(in, certsDir)
+	if err != nil {
+		return Plan{}, ContainerdEdit{}, fmt.Errorf("%q: %w", configFile, err)
+	}
+	p := Plan{Component: "containerd", Notes: ed.Notes}
+	p.Changes = append(p.Changes, Change{Path: configFile, Exists: ok, Old: old, New: ed.Data, Mode: 0o644})
+	if ed.Changed {
+		p.Restart = append(p.Restart, "containerd")
+		p.Notes = append(p.Notes, fmt.Sprintf("containerd: %s config_path = %q; restart containerd to apply it", ed.Table, ed.ConfigPath))
+	} else {
+		p.Notes = append(p.Notes, fmt.Sprintf("containerd: config_path %q already includes %s; no restart needed", ed.ConfigPath, certsDir))
+	}
+	return p, ed, nil
+}
+
+// DockerOptions say which Docker files PlanDocker edits; empty fields take
+// the defaults.
+type DockerOptions struct {
+	DaemonJSON   string // default DefaultDaemonJSON
+	CertsDir     string // default DefaultDockerCerts
+	ClientConfig string // default DefaultDockerConfig
+	// Version is dockerd's version, such as "28.2.2"; "" means unknown.
+	Version   string
+	MirrorURL string // default DefaultMirrorURL
+}
+
+func (o *DockerOptions) defaults() {
+	if o.DaemonJSON == "" {
+		o.DaemonJSON = DefaultDaemonJSON
+	}
+	if o.CertsDir == "" {
+		o.CertsDir = DefaultDockerCerts
+	}
+	if o.ClientConfig == "" {
+		o.ClientConfig = DefaultDockerConfig
+	}
+	if o.MirrorURL == "" {
+		o.MirrorURL = DefaultMirrorURL
+	}
+}
+
+// DockerEngine is what PlanDocker found out about the Docker Engine.
+type DockerEngine struct {
+	Version string `json:"version"`
+	Major   int    `json:"major"`
+	// ContainerdStore reports whether the engine uses the containerd image
+	// store, which reads hosts.toml from /etc/docker/certs.d (Docker 28+).
+	ContainerdStore bool   `json:"containerd_store"`
+	Why             string `json:"why"`
+}
+
+var dockerVersionPattern = regexp.MustCompile(`(?:^|version\s+)v?(\d+)\.(\d+)`)
+
+// ParseDockerVersion returns the major version in `dockerd --version` output
+// ("Docker version 20.10.24+dfsg1, build 5d6db84") or a bare version
+// ("28.2.2"); 0 when there is none.
+func ParseDockerVersion(s string) int {
+	m := dockerVersionPattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// dockerEngine decides the image store from the version and daemon.json.
+func dockerEngine(version string, daemon map[string]any) DockerEngine {
+	e := DockerEngine{Version: version, Major: ParseDockerVersion(version)}
+	cs, set := false, false
+	if f, ok := daemon["features"].(map[string]any); ok {
+		cs, set = f["containerd-snapshotter"].(bool)
+	}
+	switch {
+	case e.Major == 0:
+		e.Why = "the Docker version is unknown (pass --docker-version): assuming the classic image store"
+	case e.Major >= 29 && set && !cs:
+		e.Why = "features.containerd-snapshotter is false in daemon.json: classic image store"
+	case e.Major >= 29:
+		e.ContainerdStore = true
+		e.Why = "Docker 29+ uses the containerd image store unless features.containerd-snapshotter is false (hosts upgraded from older versions may keep the classic store: set it explicitly to be sure)"
+	case e.Major == 28 && cs:
+		e.ContainerdStore = true
+		e.Why = "features.containerd-snapshotter is true in daemon.json"
+	case cs:
+		e.Why = fmt.Sprintf("Docker %d has the containerd image store enabled but reads hosts.toml only from version 28: treated as the classic store", e.Major)
+	default:
+		e.Why = "classic image store (features.containerd-snapshotter is not true)"
+	}
+	return e
+}
+
+// PlanDocker plans Docker's configuration: the shim as Docker Hub's
+// registry mirror in daemon.json, the credential helper for the ECR registry
+// in the CLI's config.json, and, for an engine with the containerd image
+// store, hosts.toml files in /etc/docker/certs.d.
+func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerEngine, error) {
+	o.defaults()
+	p := Plan{Component: "docker"}
+	daemon, ok, err := ReadTarget(root, o.DaemonJSON)
+	if err != nil {
+		return Plan{}, DockerEngine{}, err
+	}
+	settings := map[string]any{}
+	if ok && len(strings.TrimSpace(string(daemon))) > 0 {
+		if err := checkJSON(daemon); err != nil {
+			return Plan{}, DockerEngine{}, fmt.Errorf("%q: invalid JSON: %w", o.DaemonJSON, err)
+		}
+		_ = json.Unmarshal(daemon, &settings)
+	}
+	eng := dockerEngine(o.Version, settings)
+	if eng.ContainerdStore {
+		hp, err := PlanHosts(root, o.CertsDir, o.MirrorURL, m, "docker")
+		if err != nil {
+			return Plan{}, DockerEngine{}, err
+		}
+		p.Changes = append(p.Changes, hp.Changes...)
+	}
+	newDaemon, changed, err := MergeRegistryMirror(daemon, o.MirrorURL)
+	if err != nil {
+		return Plan{}, DockerEngine{}, fmt.Errorf("%q: %w", o.DaemonJSON, err)
+	}
+	p.Changes = append(p.Changes, Change{Path: o.DaemonJSON, Exists: ok, Old: daemon, New: newDaemon, Mode: 0o644})
+	if changed {
+		p.Restart = append(p.Restart, "docker")
+	}
+	cfg, cok, err := ReadTarget(root, o.ClientConfig)
+	if err != nil {
+		return Plan{}, DockerEngine{}, err
+	}
+	newCfg, _, note, err := MergeCredHelper(cfg, m.Registry(), CredentialHelper)
+	if err != nil {
+		return Plan{}, DockerEngine{}, fmt.Errorf("%q: %w", o.ClientConfig, err)
+	}
+	if note != "" {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s: %s", o.ClientConfig, note))
+	}
+	p.Changes = append(p.Changes, Change{Path: o.ClientConfig, Exists: cok, Old: cfg, New: newCfg, Mode: 0o600})
+
+	version := eng.Version
+	if version == "" {
+		version = "unknown version"
+	}
+	var other []string
+	for _, up := range upstreams(m) {
+		if up != rewrite.DockerHub {
+			other = append(other, up)
+		}
+	}
+	if eng.ContainerdStore {
+		p.Notes = append(p.Notes, fmt.Sprintf("docker (%s, containerd image store: %s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), o.CertsDir))
+	} else {
+		p.Notes = append(p.Notes, fmt.Sprintf("docker (%s, %s): routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
+		if len(other) > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("docker: does NOT route %s: the classic image store ignores hosts.toml; that needs the transparent proxy mode (a later release). Meanwhile pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+		}
+	}
+	if changed {
+		p.Notes = append(p.Notes, "docker: restart dockerd to read registry-mirrors")
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("docker CLI: credHelpers %q -> docker-credential-%s in %s", m.Registry(), CredentialHelper, o.ClientConfig))
+	return p, eng, nil
+}
+
+// PodmanOptions say which files PlanPodman edits; empty fields take the
+// defaults.
+type PodmanOptions struct {
+	DropIn   string // default DefaultRegistriesDropIn
+	AuthFile string // default DefaultContainersAuth
+}
+
+// PlanPodman plans the registries.conf drop-in that makes podman, buildah,
+// skopeo and CRI-O pull each upstream from its ECR pull-through cache
+// location first, and credHelpers for the ECR registry in the containers
+// auth file.
+func PlanPodman(root string, o PodmanOptions, m *rewrite.Mapping) (Plan, error) {
+	if o.DropIn == "" {
+		o.DropIn = DefaultRegistriesDropIn
+	}
+	if o.AuthFile == "" {
+		o.AuthFile = DefaultContainersAuth
+	}
+	p := Plan{Component: "podman"}
+	old, ok, err := ReadTarget(root, o.DropIn)
+	if err != nil {
+		return Plan{}, err
+	}
+	if ok && !isManaged(old) {
+		return Plan{}, fmt.Errorf("%q exists and was not written by ecr-ptc: move it aside or pass another --registries-conf path", o.DropIn)
+	}
+	conf, err := RenderRegistriesConf(m)
+	if err != nil {
+		return Plan{}, err
+	}
+	p.Changes = append(p.Changes, Change{Path: o.DropIn, Exists: ok, Old: old, New: conf, Mode: 0o644})
+	auth, aok, err := ReadTarget(root, o.AuthFile)
+	if err != nil {
+		return Plan{}, err
+	}
+	newAuth, _, note, err := MergeCredHelper(auth, m.Registry(), CredentialHelper)
+	if err != nil {
+		return Plan{}, fmt.Errorf("%q: %w", o.AuthFile, err)
+	}
+	p.Changes = append(p.Changes, Change{Path: o.AuthFile, Exists: aok, Old: auth, New: newAuth, Mode: 0o600})
+	if note != "" {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s: %s", o.AuthFile, note))
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("podman, buildah, skopeo, CRI-O: pull %s from %s first (mirrors in %s), credentials from docker-credential-%s (credHelpers in %s)", strings.Join(upstreams(m), ", "), m.Registry(), o.DropIn, CredentialHelper, o.AuthFile))
+	return p, nil
+}
+
+// Engines says which container engines exist below a root.
+type Engines struct {
+	Containerd, Docker, Podman bool
+}
+
+// FindEngines reports the engines installed below root: an engine is found
+// when its configuration directory or one of its binaries exists.
+func FindEngines(root string) Engines {
+	exists := func(paths ...string) bool {
+		for _, p := range paths {
+			if _, err := os.Stat(inRoot(root, p)); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	bins := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			for _, d := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
+				out = append(out, d+"/"+n)
+			}
+		}
+		return out
+	}
+	return Engines{
+		Containerd: exists(append([]string{"/etc/containerd"}, bins("containerd")...)...),
+		Docker:     exists(append([]string{"/etc/docker"}, bins("dockerd")...)...),
+		Podman:     exists(append([]string{"/etc/containers"}, bins("podman", "buildah", "skopeo", "crio")...)...),
+	}
+}
+
+// DetectDockerVersion runs `dockerd --version` from below root (from PATH
+// when root is "/") and returns its output, or "" when there is no dockerd
+// or it does not run.
+func DetectDockerVersion(ctx context.Context, root string) string {
+	var bin string
+	if filepath.Clean(root) == "/" {
+		bin, _ = exec.LookPath("dockerd")
+	} else {
+		for _, d := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
+			if fi, err := os.Stat(inRoot(root, d+"/dockerd")); err == nil && fi.Mode().IsRegular() {
+				bin = inRoot(root, d+"/dockerd")
+				break
+			}
+		}
+	}
+	if bin == "" {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
