@@ -184,7 +184,8 @@ func TestSecondPullWithUpstreamStopped(t *testing.T) {
 
 // TestDeniedImportFails makes the fake deny ecr:BatchImportUpstreamImage:
 // the first pull through the cache fails with an error that names the
-// permission (skopeo shows the registry's message) or the 403 (ctr), no
+// permission (skopeo and ctr 2 show the registry's message) or the 403
+// (ctr 1.6), no
 // repository is created, and the same pull works once the import is
 // allowed again.
 func TestDeniedImportFails(t *testing.T) {
@@ -198,16 +199,27 @@ func TestDeniedImportFails(t *testing.T) {
 	want := fake.Upstream("quay.io").Image(repoTag)
 
 	fake.DenyImport(true)
-	t.Run("ctr", func(t *testing.T) {
-		c := daemon.StartContainerd(t, daemon.ContainerdOptions{Namespace: ns})
-		res, err := c.Pull(t.Context(), ref, certs, "--user", "AWS:"+pass)
-		if err == nil {
-			t.Fatalf("pull with the import denied succeeded:\n%s", res.Output)
-		}
-		if !strings.Contains(err.Error(), "403 Forbidden") {
-			t.Errorf("error = %v, want it to report 403 Forbidden", err)
-		}
-	})
+	for _, v := range containerdVersions {
+		t.Run("ctr "+v.name, func(t *testing.T) {
+			daemon.Require(t, v.needs...)
+			c := daemon.StartContainerd(t, daemon.ContainerdOptions{Version: v.version, Namespace: ns})
+			res, err := c.Pull(t.Context(), ref, certs, "--user", "AWS:"+pass)
+			if err == nil {
+				t.Fatalf("pull with the import denied succeeded:\n%s", res.Output)
+			}
+			// containerd 1.6 reports only the HEAD's status; containerd 2
+			// also shows the registry's error body.
+			want := []string{"403 Forbidden"}
+			if v.version == "2" {
+				want = append(want, "denied: User:", "not authorized to perform: ecr:BatchImportUpstreamImage")
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error = %v, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
 	t.Run("skopeo", func(t *testing.T) {
 		daemon.Require(t, daemon.NeedSkopeo)
 		_, err := daemon.Skopeo(t.Context(), ns, "inspect", "--raw", "--creds", "AWS:"+pass,
