@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,6 +128,41 @@ func TestSkopeoThroughFakeECR(t *testing.T) {
 			t.Errorf("copied %d blobs, want the config and 3 layers", blobs)
 		}
 	})
+	assertBlobsViaS3(t, fake)
+}
+
+// TestDockerdPullsThroughFakeECR pulls by rewritten ECR reference with
+// Debian's dockerd (classic store), the docker CLI logged in with the
+// fake's password, and /etc/docker/certs.d/<registry>/ca.crt trusting the
+// fake's CA inside dockerd's namespace.
+func TestDockerdPullsThroughFakeECR(t *testing.T) {
+	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedDockerd, daemon.NeedDocker, daemon.NeedContainerd)
+	fake := startFake(t, ecrfake.Options{})
+	pass := ecrPassword(t, fake)
+	etcDocker := t.TempDir()
+	if err := os.Rename(fakeCertsDir(t, fake), filepath.Join(etcDocker, "certs.d")); err != nil {
+		t.Fatal(err)
+	}
+	ns := fakeNamespace(fake).With("/etc/docker", etcDocker)
+	d := daemon.StartDockerd(t, daemon.DockerdOptions{Namespace: ns})
+	dockerConfig := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("AWS:" + pass))
+	cfg := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, fake.RegistryHost(), auth)
+	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range cachedImages[:2] {
+		t.Run(img.name, func(t *testing.T) {
+			want := fake.Upstream(img.upstream).Image(img.repoTag)
+			got, err := d.Pull(t.Context(), dockerConfig, ecrRef(fake, img.prefix, img.repoTag))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want.Digest {
+				t.Errorf("docker pull digest %s, want upstream's %s", got, want.Digest)
+			}
+		})
+	}
 	assertBlobsViaS3(t, fake)
 }
 
