@@ -179,7 +179,7 @@ func TestProviderAcrossProcesses(t *testing.T) {
 		environ = append(environ, k+"="+v)
 	}
 	environ = append(environ, childEnv+"="+testHost, EnvCacheDir+"="+cacheDir, EnvNoCache+"=")
-	const n = 8
+	const n = 6
 	var wg sync.WaitGroup
 	outs := make([]string, n)
 	errs := make([]error, n)
