@@ -26,6 +26,11 @@ type ContainerdOptions struct {
 	CRI bool
 	// Env is added to the daemon's environment (for example HTTPS_PROXY).
 	Env []string
+	// ExtraConfig is TOML appended to the generated config.toml (for
+	// example more plugin tables). It must not repeat a table the harness
+	// writes: the registry and CNI tables of the CRI plugins, [grpc] and
+	// [ttrpc].
+	ExtraConfig string
 }
 
 // Containerd is a running containerd with its own root, state and socket.
@@ -111,21 +116,30 @@ func (c *Containerd) config() string {
 	fmt.Fprintf(&b, "disabled_plugins = [%s]\n\n", strings.Join(disabled, ", "))
 	fmt.Fprintf(&b, "[grpc]\n  address = %s\n\n", q(c.sock))
 	fmt.Fprintf(&b, "[ttrpc]\n  address = %s\n\n", q(c.sock+".ttrpc"))
-	if !c.opts.CRI {
-		return b.String()
+	if c.opts.CRI {
+		c.criConfig(&b)
 	}
+	if c.opts.ExtraConfig != "" {
+		b.WriteString("\n" + c.opts.ExtraConfig + "\n")
+	}
+	return b.String()
+}
+
+// criConfig writes the CRI plugin tables: registry config_path, CNI
+// directories inside the temporary directory, stream server on loopback.
+func (c *Containerd) criConfig(b *strings.Builder) {
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	cniBin, cniConf := q(filepath.Join(c.dir, "cni/bin")), q(filepath.Join(c.dir, "cni/conf"))
 	if c.version == "1.6" {
-		fmt.Fprintf(&b, "[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n  disable_apparmor = true\n")
-		fmt.Fprintf(&b, "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = %s\n    conf_dir = %s\n", cniBin, cniConf)
-		fmt.Fprintf(&b, "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = %s\n", q(c.opts.ConfigPath))
-		return b.String()
+		fmt.Fprintf(b, "[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n  disable_apparmor = true\n")
+		fmt.Fprintf(b, "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = %s\n    conf_dir = %s\n", cniBin, cniConf)
+		fmt.Fprintf(b, "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = %s\n", q(c.opts.ConfigPath))
+		return
 	}
-	fmt.Fprintf(&b, "[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n")
-	fmt.Fprintf(&b, "[plugins.\"io.containerd.cri.v1.runtime\"]\n  disable_apparmor = true\n")
-	fmt.Fprintf(&b, "  [plugins.\"io.containerd.cri.v1.runtime\".cni]\n    bin_dirs = [%s]\n    conf_dir = %s\n", cniBin, cniConf)
-	fmt.Fprintf(&b, "[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = %s\n", q(c.opts.ConfigPath))
-	return b.String()
+	fmt.Fprintf(b, "[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n")
+	fmt.Fprintf(b, "[plugins.\"io.containerd.cri.v1.runtime\"]\n  disable_apparmor = true\n")
+	fmt.Fprintf(b, "  [plugins.\"io.containerd.cri.v1.runtime\".cni]\n    bin_dirs = [%s]\n    conf_dir = %s\n", cniBin, cniConf)
+	fmt.Fprintf(b, "[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = %s\n", q(c.opts.ConfigPath))
 }
 
 // Address returns the daemon's gRPC socket path (ctr -a / CONTAINERD_ADDRESS).

@@ -44,8 +44,10 @@ type Dockerd struct {
 
 // StartDockerd starts dockerd with --iptables=false --ip6tables=false
 // --bridge=none --storage-driver=vfs and its own data-root, exec-root,
-// pidfile and socket; it is stopped by pid when t ends. Call [Require] with
-// "root", "unshare", "dockerd" and "docker" first.
+// pidfile and socket; it is stopped by pid when t ends. dockerd runs on a
+// containerd that StartDockerd starts in the same namespace (see
+// DockerdOptions.ContainerdVersion). Call [Require] with "root", "unshare",
+// "dockerd", "docker" and "containerd" (or "containerd2") first.
 func StartDockerd(t testing.TB, o DockerdOptions) *Dockerd {
 	t.Helper()
 	d := &Dockerd{dir: t.TempDir(), ns: o.Namespace}

@@ -80,6 +80,43 @@ func TestCtrPullsThroughFakeECR(t *testing.T) {
 	assertBlobsViaS3(t, fake)
 }
 
+// TestCRIPullsThroughFakeECR pulls by rewritten ECR reference through the
+// CRI ImageService of containerd 1.6 and 2.x, with the ECR password as the
+// kubelet's credential provider would pass it and config_path trusting the
+// fake's CA.
+func TestCRIPullsThroughFakeECR(t *testing.T) {
+	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare)
+	fake := startFake(t, ecrfake.Options{})
+	pass := ecrPassword(t, fake)
+	ns := fakeNamespace(fake)
+	certs := fakeCertsDir(t, fake)
+	img := cachedImages[2] // registry.k8s.io/pause:3.9, the kubelet's sandbox image
+	want := fake.Upstream(img.upstream).Image(img.repoTag)
+	ref := ecrRef(fake, img.prefix, img.repoTag)
+
+	for _, v := range containerdVersions {
+		t.Run(v.name, func(t *testing.T) {
+			daemon.Require(t, v.needs...)
+			c := daemon.StartContainerd(t, daemon.ContainerdOptions{Version: v.version, Namespace: ns, CRI: true, ConfigPath: certs})
+			id, err := c.CRIPullAuth(t.Context(), ref, "AWS", pass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.CRIImageStatus(t.Context(), ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ID != id {
+				t.Errorf("image status id %s, want the pulled %s", st.ID, id)
+			}
+			if !slices.Contains(st.RepoDigests, repository(ref)+"@"+want.Digest) {
+				t.Errorf("repo digests %q, want %s@%s", st.RepoDigests, repository(ref), want.Digest)
+			}
+		})
+	}
+	assertBlobsViaS3(t, fake)
+}
+
 // TestSkopeoThroughFakeECR inspects and copies images through the fake with
 // skopeo, --creds AWS:<password> and --cert-dir holding the fake's CA.
 func TestSkopeoThroughFakeECR(t *testing.T) {
@@ -317,6 +354,14 @@ func countLog(fake *ecrfake.Server, match func(ecrfake.LogEntry) bool) int {
 		}
 	}
 	return n
+}
+
+// repository strips the tag from ref.
+func repository(ref string) string {
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i]
+	}
+	return ref
 }
 
 func sha256Digest(b []byte) string {
