@@ -227,8 +227,8 @@ func hostOrder(exprs []tomlExpr) []string {
 // hostsFileSchema is the part of containerd's hosts.toml schema that decides
 // whether containerd accepts a file.
 type hostsFileSchema struct {
-	Server       string              `toml:"server"`
-	Capabilities []string            `toml:"capabilities"`
+	Server       string               `toml:"server"`
+	Capabilities []string             `toml:"capabilities"`
 	Host         map[string]hostTable `toml:"host"`
 }
 

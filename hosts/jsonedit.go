@@ -169,13 +169,17 @@ func layoutOf(data []byte, o jsonObject, fallback jsonLayout) jsonLayout {
 		return fallback
 	}
 	m := o.members[0]
+	if m.keyStart == o.open+1 {
+		// Compact {"a":1}: separate an added member with one space.
+		return jsonLayout{sep: " ", colon: string(data[m.keyEnd:m.valueStart])}
+	}
 	return jsonLayout{
 		sep:   string(data[o.open+1 : m.keyStart]),
 		colon: string(data[m.keyEnd:m.valueStart]),
 	}
 }
 
-// indentUnit guesses one level of indentation from a member separator.
+// multiline reports whether members sit on lines of their own.
 func (l jsonLayout) multiline() bool { return strings.Contains(l.sep, "\n") }
 
 // addMember inserts "key": value as the last member of object o.

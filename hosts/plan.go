@@ -78,9 +78,9 @@ func PlanContainerd(root, configFile, certsDir string) (Plan, ContainerdEdit, er
 	p.Changes = append(p.Changes, Change{Path: configFile, Exists: ok, Old: old, New: ed.Data, Mode: 0o644})
 	if ed.Changed {
 		p.Restart = append(p.Restart, "containerd")
-		p.Notes = append(p.Notes, fmt.Sprintf("containerd: %s config_path = %q; restart containerd to apply it", ed.Table, ed.ConfigPath))
+		p.Notes = append(p.Notes, fmt.Sprintf("%s config_path = %q; restart containerd to apply it", ed.Table, ed.ConfigPath))
 	} else {
-		p.Notes = append(p.Notes, fmt.Sprintf("containerd: config_path %q already includes %s; no restart needed", ed.ConfigPath, certsDir))
+		p.Notes = append(p.Notes, fmt.Sprintf("config_path %q already includes %s; no restart needed", ed.ConfigPath, certsDir))
 	}
 	return p, ed, nil
 }
@@ -219,17 +219,17 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 		}
 	}
 	if eng.ContainerdStore {
-		p.Notes = append(p.Notes, fmt.Sprintf("docker (%s, containerd image store: %s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), o.CertsDir))
+		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, containerd image store (%s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), o.CertsDir))
 	} else {
-		p.Notes = append(p.Notes, fmt.Sprintf("docker (%s, %s): routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
+		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, %s: routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
 		if len(other) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("docker: does NOT route %s: the classic image store ignores hosts.toml; that needs the transparent proxy mode (a later release). Meanwhile pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+			p.Notes = append(p.Notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; that needs the transparent proxy mode (a later release). Meanwhile pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
 		}
 	}
 	if changed {
-		p.Notes = append(p.Notes, "docker: restart dockerd to read registry-mirrors")
+		p.Notes = append(p.Notes, "restart dockerd to read registry-mirrors")
 	}
-	p.Notes = append(p.Notes, fmt.Sprintf("docker CLI: credHelpers %q -> docker-credential-%s in %s", m.Registry(), CredentialHelper, o.ClientConfig))
+	p.Notes = append(p.Notes, fmt.Sprintf("CLI: credHelpers %q -> docker-credential-%s in %s", m.Registry(), CredentialHelper, o.ClientConfig))
 	return p, eng, nil
 }
 
@@ -276,7 +276,7 @@ func PlanPodman(root string, o PodmanOptions, m *rewrite.Mapping) (Plan, error) 
 	if note != "" {
 		p.Notes = append(p.Notes, fmt.Sprintf("%s: %s", o.AuthFile, note))
 	}
-	p.Notes = append(p.Notes, fmt.Sprintf("podman, buildah, skopeo, CRI-O: pull %s from %s first (mirrors in %s), credentials from docker-credential-%s (credHelpers in %s)", strings.Join(upstreams(m), ", "), m.Registry(), o.DropIn, CredentialHelper, o.AuthFile))
+	p.Notes = append(p.Notes, fmt.Sprintf("podman, buildah, skopeo and CRI-O pull %s from %s first (mirrors in %s), credentials from docker-credential-%s (credHelpers in %s)", strings.Join(upstreams(m), ", "), m.Registry(), o.DropIn, CredentialHelper, o.AuthFile))
 	return p, nil
 }
 

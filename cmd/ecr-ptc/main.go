@@ -25,6 +25,7 @@ func main() {
 		newRewriteCmd(a),
 		newRulesCmd(a),
 		newVersionCmd(a),
+		newHostsCmd(a), newConfigureCmd(a), newSetupCmd(a),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ecr-ptc:", err)

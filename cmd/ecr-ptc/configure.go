@@ -1,0 +1,168 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ecr-ptc/ecr-ptc/hosts"
+)
+
+func newConfigureCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "configure",
+		Short: "Point containerd, Docker or podman at the pull-through cache",
+		Long: `configure edits one container engine's configuration so that it pulls
+through the ecr-ptc shim or the account's ECR pull-through cache. Every edit
+keeps the rest of the file byte for byte, is atomic, and is recorded so that
+"configure <engine> --undo" restores the original files exactly.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newConfigureContainerdCmd(a), newConfigureDockerCmd(a), newConfigurePodmanCmd(a))
+	return cmd
+}
+
+func newConfigureContainerdCmd(a *app) *cobra.Command {
+	var f targetFlags
+	var configFile, certsDir string
+	cmd := &cobra.Command{
+		Use:   "containerd",
+		Short: "Make containerd's CRI plugin read hosts.toml files (config_path)",
+		Long: `containerd adds config_path to the CRI plugin's registry table of containerd's
+config (version 2 schema for containerd 1.x, version 3 for 2.x), only where it
+is missing: an existing list such as EKS's "/etc/containerd/certs.d:/etc/docker/certs.d"
+that holds the certs directory is left alone; a list without it gets it
+appended. A missing config file gets a minimal one that changes nothing else.
+containerd must be restarted only when config_path changed; the command says so.
+The deprecated registry mirrors tables conflict with config_path: the command
+stops and says how to move them to hosts.toml.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			if f.undo {
+				return a.undo(&f, "containerd")
+			}
+			p, _, err := hosts.PlanContainerd(f.root, configFile, certsDir)
+			if err != nil {
+				return err
+			}
+			return a.applyPlans(&f, []hosts.Plan{p}, nil)
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&configFile, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
+	cmd.Flags().StringVar(&certsDir, "certs-dir", hosts.DefaultCertsDir, "directory of hosts.toml files config_path must name")
+	return cmd
+}
+
+// dockerFlags are the paths and facts "configure docker" and setup use.
+type dockerFlags struct {
+	opts hosts.DockerOptions
+}
+
+func (d *dockerFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&d.opts.DaemonJSON, "daemon-json", hosts.DefaultDaemonJSON, "Docker daemon config (below --root)")
+	fl.StringVar(&d.opts.CertsDir, "docker-certs-dir", hosts.DefaultDockerCerts, "Docker's certs.d directory, for hosts.toml with the containerd image store (below --root)")
+	fl.StringVar(&d.opts.ClientConfig, "docker-config", hosts.DefaultDockerConfig, "Docker CLI config that gets credHelpers for the ECR registry (below --root)")
+	fl.StringVar(&d.opts.Version, "docker-version", "", "Docker Engine version, such as 28.2.2 (default: run dockerd --version)")
+}
+
+func newConfigureDockerCmd(a *app) *cobra.Command {
+	var f targetFlags
+	var d dockerFlags
+	cmd := &cobra.Command{
+		Use:   "docker",
+		Short: "Make Docker pull through the shim and use the credential helper",
+		Long: `docker adds the shim to registry-mirrors in daemon.json (Docker Hub only; every
+other key and its order are kept), credHelpers for the account's ECR registry
+(docker-credential-ecr-ptc) to the Docker CLI's config.json, and, for Docker
+Engine 28+ with the containerd image store, hosts.toml files in
+/etc/docker/certs.d so that every mapped registry goes through the shim.
+
+It detects the engine's version and image store and says what it will and
+will not route: a classic-store engine routes only Docker Hub this way.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			if f.undo {
+				return a.undo(&f, "docker")
+			}
+			p, eng, err := a.planDocker(cmd, &f, &d)
+			if err != nil {
+				return err
+			}
+			return a.applyPlans(&f, []hosts.Plan{p}, map[string]any{"docker": eng})
+		},
+	}
+	f.add(cmd, true)
+	d.add(cmd)
+	a.addMappingFlags(cmd)
+	return cmd
+}
+
+func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (hosts.Plan, hosts.DockerEngine, error) {
+	mirror, err := a.mirror(f)
+	if err != nil {
+		return hosts.Plan{}, hosts.DockerEngine{}, err
+	}
+	m, err := a.mapping(cmd.Context())
+	if err != nil {
+		return hosts.Plan{}, hosts.DockerEngine{}, err
+	}
+	o := d.opts
+	o.MirrorURL = mirror
+	if o.Version == "" {
+		o.Version = hosts.DetectDockerVersion(cmd.Context(), f.root)
+	}
+	return hosts.PlanDocker(f.root, o, m)
+}
+
+// podmanFlags are the paths "configure podman" and setup use.
+type podmanFlags struct {
+	opts hosts.PodmanOptions
+}
+
+func (p *podmanFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&p.opts.DropIn, "registries-conf", hosts.DefaultRegistriesDropIn, "registries.conf drop-in to write (below --root)")
+	fl.StringVar(&p.opts.AuthFile, "containers-auth", hosts.DefaultContainersAuth, "containers auth file that gets credHelpers for the ECR registry (below --root)")
+}
+
+func newConfigurePodmanCmd(a *app) *cobra.Command {
+	var f targetFlags
+	var p podmanFlags
+	cmd := &cobra.Command{
+		Use:   "podman",
+		Short: "Make podman, buildah, skopeo and CRI-O pull from the cache",
+		Long: `podman writes a registries.conf drop-in that maps each upstream registry to its
+ECR pull-through cache location as a mirror (docker.io/library/nginx is pulled
+as <registry>/<prefix>/library/nginx first, then from Docker Hub), and adds
+credHelpers for the ECR registry to the containers auth file so the tools
+authenticate with docker-credential-ecr-ptc.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			if f.undo {
+				return a.undo(&f, "podman")
+			}
+			m, err := a.mapping(cmd.Context())
+			if err != nil {
+				return err
+			}
+			plan, err := hosts.PlanPodman(f.root, p.opts, m)
+			if err != nil {
+				return err
+			}
+			return a.applyPlans(&f, []hosts.Plan{plan}, nil)
+		},
+	}
+	f.add(cmd, false)
+	p.add(cmd)
+	a.addMappingFlags(cmd)
+	return cmd
+}

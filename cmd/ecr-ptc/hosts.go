@@ -1,0 +1,222 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ecr-ptc/ecr-ptc/hosts"
+)
+
+// targetFlags are the flags of every command that edits host configuration.
+type targetFlags struct {
+	root      string
+	dryRun    bool
+	undo      bool
+	force     bool
+	mirrorURL string
+}
+
+func (f *targetFlags) add(cmd *cobra.Command, withMirror bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.root, "root", envOr("ECR_PTC_ROOT", "/"), "prefix for every system path, for image builds and tests on a tree that is not the running system (env ECR_PTC_ROOT)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the changes as a unified diff and write nothing")
+	fl.BoolVar(&f.undo, "undo", false, "restore every file this command changed, byte for byte, and remove what it created (undo journal under <root>"+hosts.UndoDir+")")
+	fl.BoolVar(&f.force, "force", false, "with --undo: also restore or remove files that changed after ecr-ptc wrote them")
+	if withMirror {
+		fl.StringVar(&f.mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, "+hosts.DefaultMirrorURL+")")
+	}
+}
+
+// check validates the flag combination.
+func (f *targetFlags) check() error {
+	if f.undo && f.dryRun {
+		return usageError{errors.New("--undo and --dry-run cannot be combined: run --undo alone, or look at " + hosts.UndoDir + "/journal.json")}
+	}
+	if f.force && !f.undo {
+		return usageError{errors.New("--force only applies with --undo")}
+	}
+	if !filepath.IsAbs(f.root) {
+		abs, err := filepath.Abs(f.root)
+		if err != nil {
+			return usageError{fmt.Errorf("--root %q: %w", f.root, err)}
+		}
+		f.root = abs
+	}
+	return nil
+}
+
+// mirror returns the shim's URL: the flag, else the config's [mirror] listen.
+func (a *app) mirror(f *targetFlags) (string, error) {
+	if f.mirrorURL != "" {
+		return strings.TrimRight(f.mirrorURL, "/"), nil
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return "", err
+	}
+	listen := cfg.Mirror.Listen
+	if listen == "" {
+		return hosts.DefaultMirrorURL, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("mirror.listen %q in the config: want host:port", listen)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// planView is one component in the output of a configuring command.
+type planView struct {
+	Component string   `json:"component"`
+	Changed   []string `json:"changed"`
+	Unchanged []string `json:"unchanged"`
+	Restart   []string `json:"restart,omitempty"`
+	Notes     []string `json:"notes,omitempty"`
+	Diff      string   `json:"diff,omitempty"`
+}
+
+// applyPlans prints and (unless --dry-run) applies plans.
+func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
+	var views []planView
+	for _, p := range plans {
+		v := planView{Component: p.Component, Changed: []string{}, Unchanged: []string{}, Restart: p.Restart, Notes: p.Notes}
+		for _, c := range p.Changes {
+			if c.Changed() {
+				v.Changed = append(v.Changed, c.Path)
+			} else {
+				v.Unchanged = append(v.Unchanged, c.Path)
+			}
+		}
+		if f.dryRun {
+			v.Diff = p.Diff()
+		}
+		views = append(views, v)
+	}
+	var res hosts.Result
+	if !f.dryRun {
+		var err error
+		res, err = hosts.Apply(f.root, plans...)
+		if err != nil {
+			return err
+		}
+	}
+	if a.json {
+		out := struct {
+			Root       string       `json:"root"`
+			DryRun     bool         `json:"dryRun"`
+			Components []planView   `json:"components"`
+			Result     hosts.Result `json:"result"`
+			Extra      any          `json:"extra,omitempty"`
+		}{f.root, f.dryRun, views, res, extra}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	for _, v := range views {
+		if f.dryRun {
+			fmt.Fprint(a.stdout, v.Diff)
+		}
+		if a.quiet {
+			continue
+		}
+		verb := "wrote"
+		if f.dryRun {
+			verb = "would write"
+		}
+		for _, p := range v.Changed {
+			fmt.Fprintf(a.stdout, "%s: %s %s\n", v.Component, verb, p)
+		}
+		for _, p := range v.Unchanged {
+			fmt.Fprintf(a.stdout, "%s: unchanged %s\n", v.Component, p)
+		}
+		for _, n := range v.Notes {
+			fmt.Fprintf(a.stdout, "%s: %s\n", v.Component, strings.TrimPrefix(n, v.Component+": "))
+		}
+	}
+	return nil
+}
+
+// undo reverses the named components and prints what it did.
+func (a *app) undo(f *targetFlags, components ...string) error {
+	res, err := hosts.Undo(f.root, f.force, components...)
+	if a.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if eerr := enc.Encode(struct {
+			Root   string       `json:"root"`
+			Result hosts.Result `json:"result"`
+		}{f.root, res}); eerr != nil && err == nil {
+			err = eerr
+		}
+	} else if !a.quiet {
+		for _, p := range res.Restored {
+			fmt.Fprintf(a.stdout, "restored %s\n", p)
+		}
+		for _, p := range res.Removed {
+			fmt.Fprintf(a.stdout, "removed %s\n", p)
+		}
+		for _, n := range res.Notes {
+			fmt.Fprintln(a.stdout, n)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Kept) > 0 {
+		return exitError{1, fmt.Errorf("undo left %d file(s) that changed after ecr-ptc wrote them: %s (see above; --force restores them)", len(res.Kept), strings.Join(res.Kept, ", "))}
+	}
+	return nil
+}
+
+func newHostsCmd(a *app) *cobra.Command {
+	var f targetFlags
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "hosts",
+		Short: "Write containerd hosts.toml files that send pulls through the shim",
+		Long: `hosts writes <dir>/<upstream>/hosts.toml for every upstream registry with a
+pull-through cache rule. Each file's first host is the ecr-ptc shim
+(capabilities pull and resolve); its server is the real registry, the fallback
+when the shim cannot serve. A hosts.toml someone wrote by hand is kept: its
+hosts follow the shim's and its relative ca/client paths still resolve.
+Running it twice changes nothing; --undo restores the files it replaced.
+
+containerd reads these files without a restart once config_path names the
+directory (see "ecr-ptc configure containerd"); ctr takes --hosts-dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			if f.undo {
+				return a.undo(&f, "hosts")
+			}
+			mirror, err := a.mirror(&f)
+			if err != nil {
+				return err
+			}
+			m, err := a.mapping(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p, err := hosts.PlanHosts(f.root, dir, mirror, m, "hosts")
+			if err != nil {
+				return err
+			}
+			return a.applyPlans(&f, []hosts.Plan{p}, nil)
+		},
+	}
+	f.add(cmd, true)
+	cmd.Flags().StringVar(&dir, "dir", hosts.DefaultCertsDir, "certs.d directory to write <upstream>/hosts.toml into (below --root)")
+	a.addMappingFlags(cmd)
+	return cmd
+}
