@@ -280,6 +280,11 @@ func (s *Server) DenyOperation(operation string, deny bool) {
 // SetFaults replaces the injected faults; Faults{} turns them off.
 func (s *Server) SetFaults(f Faults) { s.faults.set(f) }
 
+// IssueToken issues a registry password as GetAuthorizationToken would,
+// without an API call, for tests and demos. The registry accepts
+// Basic AWS:<password> until expires.
+func (s *Server) IssueToken() (password string, expires time.Time) { return s.newToken() }
+
 // RevokeTokens makes every registry token issued so far invalid.
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()

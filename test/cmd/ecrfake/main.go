@@ -27,6 +27,7 @@ func main() {
 		o      ecrfake.Options
 		caOut  string
 		envOut string
+		tokOut string
 		quiet  bool
 	)
 	fs := flag.NewFlagSet("ecrfake", flag.ExitOnError)
@@ -42,6 +43,7 @@ func main() {
 	fs.StringVar(&o.Dir, "dir", "", "directory for the blob store (default a temporary directory removed on exit)")
 	fs.StringVar(&caOut, "ca-out", "", "write the CA certificate (PEM) that signed the fake's TLS certificates to this file")
 	fs.StringVar(&envOut, "env-out", "", "write the AWS environment (KEY=value lines) to this file")
+	fs.StringVar(&tokOut, "token-out", "", "issue a registry token at start and write \"AWS:<password>\" to this file (mode 0600)")
 	fs.BoolVar(&quiet, "quiet", false, "do not log requests")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ecrfake [flags]\n\nRuns a local fake of Amazon ECR (API, registry with pull-through cache, S3) on loopback until SIGINT or SIGTERM.\n\nFlags:\n")
@@ -58,14 +60,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, caOut, envOut, os.Stdout); err != nil {
+	if err := run(ctx, o, caOut, envOut, tokOut, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "ecrfake: %v\n", err)
 		os.Exit(1)
 	}
 }
 
 // run starts the fake, prints how to use it and waits for ctx to end.
-func run(ctx context.Context, o ecrfake.Options, caOut, envOut string, out io.Writer) error {
+func run(ctx context.Context, o ecrfake.Options, caOut, envOut, tokOut string, out io.Writer) error {
 	s, err := ecrfake.Start(ctx, o)
 	if err != nil {
 		return err
@@ -74,6 +76,12 @@ func run(ctx context.Context, o ecrfake.Options, caOut, envOut string, out io.Wr
 	if caOut != "" {
 		if err := os.WriteFile(caOut, s.CACertPEM(), 0o644); err != nil {
 			return fmt.Errorf("write ca certificate: %w", err)
+		}
+	}
+	if tokOut != "" {
+		pw, _ := s.IssueToken()
+		if err := os.WriteFile(tokOut, []byte("AWS:"+pw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write token file: %w", err)
 		}
 	}
 	env := s.Env()

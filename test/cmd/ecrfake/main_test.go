@@ -19,7 +19,7 @@ func TestRunWritesFilesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var out bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, ecrfake.Options{}, ca, env, &out) }()
+	go func() { done <- run(ctx, ecrfake.Options{}, ca, env, filepath.Join(dir, "token"), &out) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(env); err == nil && len(b) > 0 {
