@@ -159,6 +159,8 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 type edit struct {
 	start, end int
 	text       string
+	change     int  // index of the Change the edit makes (YAML only)
+	restyled   bool // a plain YAML scalar had to be quoted
 }
 
 // splice applies edits, which must not overlap, to a copy of src.

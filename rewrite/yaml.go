@@ -38,12 +38,56 @@ func yamlEdits(src []byte, fn Func) ([]edit, []Change, error) {
 		if !ok {
 			continue
 		}
-		changes = append(changes, c)
 		if e != nil {
+			e.change = len(changes)
 			edits = append(edits, *e)
 		}
+		changes = append(changes, c)
 	}
-	return edits, changes, nil
+	if len(edits) == 0 || yamlRewritten(splice(src, edits), changes) {
+		return edits, changes, nil
+	}
+	// Quoting a value that was plain can, in rare layouts, change how the
+	// rest of the document parses. Keep those values as they are.
+	keep := edits[:0:0]
+	for _, e := range edits {
+		if e.restyled {
+			unchange(&changes[e.change], errors.New("the new reference needs quotes here and quoting it would change how the file parses: edit it by hand"))
+			continue
+		}
+		keep = append(keep, e)
+	}
+	if yamlRewritten(splice(src, keep), changes) {
+		return keep, changes, nil
+	}
+	for _, e := range keep {
+		unchange(&changes[e.change], errors.New("rewriting would change how the file parses: edit it by hand"))
+	}
+	return nil, changes, nil
+}
+
+func unchange(c *Change, err error) {
+	c.New, c.Err = c.Old, err
+}
+
+// yamlRewritten checks a rewritten stream: it must parse, and its image
+// values must be exactly the New values of changes, in order.
+func yamlRewritten(out []byte, changes []Change) bool {
+	targets, err := findImageScalars(out)
+	if err != nil {
+		return false
+	}
+	i := 0
+	for _, n := range targets {
+		if n.ShortTag() != "!!str" || n.Value == "" {
+			continue
+		}
+		if i >= len(changes) || changes[i].New != n.Value {
+			return false
+		}
+		i++
+	}
+	return i == len(changes)
 }
 
 // findImageScalars parses every document of the stream and returns the
@@ -121,7 +165,7 @@ func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, 
 		return c, nil, true
 	}
 	start = skipProperties(src, start)
-	c.Line, c.Column = idx.lineCol(start)
+	c.Line, c.Column = lineCol(src, start)
 	switch {
 	case strings.Contains(n.Value, "$"), strings.Contains(n.Value, "{{"):
 		c.Err = ErrInterpolated
@@ -149,7 +193,8 @@ func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, 
 		return c, nil, true
 	}
 	c.New = mapped
-	return c, &edit{start: start, end: end, text: text}, true
+	restyled := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && text != mapped
+	return c, &edit{start: start, end: end, text: text, restyled: restyled}, true
 }
 
 // skipProperties moves past an anchor (&a) or tag (!t) written before a
@@ -354,13 +399,4 @@ func (x yamlIndex) offset(line, col int) (int, bool) {
 		off += w
 	}
 	return off, true
-}
-
-// lineCol is the inverse of offset.
-func (x yamlIndex) lineCol(off int) (line, col int) {
-	i, found := slices.BinarySearch(x.lineStarts, off)
-	if !found {
-		i--
-	}
-	return i + 1, 1 + utf8.RuneCount(x.src[x.lineStarts[i]:off])
 }
