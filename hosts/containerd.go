@@ -160,11 +160,11 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 		out = append(out, "version = 2\n\n["+ed.Table+"]\n  config_path = "+tomlString(want)+"\n"...)
 	} else {
 		out, err = spliceConfigPath(data, exprs, regKey, want, curSet)
-		if err != nil {
-			return ContainerdEdit{}, err
-		}
 	}
-	if err := verifyConfigPath(doc, out, regKey, want, empty); err != nil {
+	if err == nil {
+		err = verifyConfigPath(doc, out, regKey, want, empty)
+	}
+	if err != nil {
 		return ContainerdEdit{}, fmt.Errorf("cannot add config_path safely (%w): add config_path = %s under [%s] yourself", err, tomlString(want), ed.Table)
 	}
 	ed.Data, ed.Changed, ed.ConfigPath = out, true, want

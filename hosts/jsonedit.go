@@ -44,7 +44,7 @@ func checkJSON(data []byte) error {
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line, col := position(data, int(se.Offset))
+		line, col := position(data, max(0, int(se.Offset)-1))
 		return fmt.Errorf("line %d, column %d: %s", line, col, se.Error())
 	}
 	return err

@@ -1,0 +1,329 @@
+package hosts
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+func testMapping(t testing.TB) *rewrite.Mapping {
+	t.Helper()
+	m, err := rewrite.NewMapping("123456789012.dkr.ecr.us-east-1.amazonaws.com", []rewrite.Rule{
+		{Upstream: "docker.io", Prefix: "docker-hub"},
+		{Upstream: "public.ecr.aws", Prefix: "ecr-public"},
+		{Upstream: "quay.io", Prefix: "quay"},
+		{Upstream: "registry.k8s.io", Prefix: "kubernetes"},
+		{Upstream: "ghcr.io", Prefix: "github"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestRenderRegistriesConf(t *testing.T) {
+	t.Parallel()
+	out, err := RenderRegistriesConf(testMapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "registries.conf.golden", out)
+}
+
+// snapshot is a tree's content: path -> mode and bytes (directories: mode only).
+type snapshot map[string]string
+
+func snap(t *testing.T, root string) snapshot {
+	t.Helper()
+	s := snapshot{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		v := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		s[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s snapshot) diff(o snapshot) []string {
+	var out []string
+	for k, v := range s {
+		if w, ok := o[k]; !ok {
+			out = append(out, "only before: "+k)
+		} else if v != w {
+			out = append(out, "differs: "+k)
+		}
+	}
+	for k := range o {
+		if _, ok := s[k]; !ok {
+			out = append(out, "only after: "+k)
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, root, p, content string, mode fs.FileMode) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(full, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedTree writes a host's configuration as people leave it.
+func seedTree(t *testing.T) string {
+	root := t.TempDir()
+	v16, err := os.ReadFile("testdata/containerd/v1.6-default.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, root, DefaultContainerdConfig, string(v16), 0o640)
+	writeFile(t, root, DefaultDaemonJSON, "{\n    \"log-level\": \"warn\"\n}\n", 0o600)
+	writeFile(t, root, DefaultDockerConfig, "{\n\t\"auths\": {}\n}", 0o600)
+	writeFile(t, root, DefaultCertsDir+"/quay.io/hosts.toml", "server = \"https://quay.io\"\n\n[host.\"https://quay-mirror.internal\"]\n  ca = \"ca.pem\"\n", 0o644)
+	writeFile(t, root, DefaultCertsDir+"/quay.io/ca.pem", "not really a CA", 0o644)
+	return root
+}
+
+func planAll(t *testing.T, root string) []Plan {
+	t.Helper()
+	m := testMapping(t)
+	hp, err := PlanHosts(root, DefaultCertsDir, DefaultMirrorURL, m, "hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _, err := PlanContainerd(root, DefaultContainerdConfig, DefaultCertsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, _, err := PlanDocker(root, DockerOptions{Version: "28.2.2"}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := PlanPodman(root, PodmanOptions{}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Plan{hp, cp, dp, pp}
+}
+
+func TestApplyUndoRestoresTree(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	before := snap(t, root)
+
+	res, err := Apply(root, planAll(t, root)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Created) == 0 || len(res.Written) != 4 {
+		t.Errorf("Apply result = %+v, want files created and 4 replaced", res)
+	}
+	fi, err := os.Stat(filepath.Join(root, DefaultContainerdConfig))
+	if err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("containerd config mode = %v, %v; want 0640 kept", fi.Mode(), err)
+	}
+	applied := snap(t, root)
+
+	// A second run plans no change and writes nothing, journal included.
+	for _, p := range planAll(t, root) {
+		if p.Changed() {
+			t.Errorf("second plan of %s changes:\n%s", p.Component, p.Diff())
+		}
+	}
+	if _, err := Apply(root, planAll(t, root)...); err != nil {
+		t.Fatal(err)
+	}
+	if d := applied.diff(snap(t, root)); len(d) > 0 {
+		t.Errorf("second Apply changed the tree: %q", d)
+	}
+
+	res, err = Undo(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Kept) > 0 {
+		t.Errorf("Undo kept %q", res.Kept)
+	}
+	if d := before.diff(snap(t, root)); len(d) > 0 {
+		t.Errorf("tree after Undo differs from before: %q", d)
+	}
+}
+
+func TestUndoByComponent(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	before := snap(t, root)
+	if _, err := Apply(root, planAll(t, root)...); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"docker", "hosts", "podman", "containerd"} {
+		if _, err := Undo(root, false, c); err != nil {
+			t.Fatalf("undo %s: %v", c, err)
+		}
+	}
+	if d := before.diff(snap(t, root)); len(d) > 0 {
+		t.Errorf("tree after undoing each component differs from before: %q", d)
+	}
+}
+
+func TestUndoKeepsEditedFiles(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	if _, err := Apply(root, planAll(t, root)...); err != nil {
+		t.Fatal(err)
+	}
+	edited := filepath.Join(root, DefaultDaemonJSON)
+	if err := os.WriteFile(edited, []byte("{\"debug\": true}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	created := filepath.Join(root, DefaultCertsDir, "docker.io", "hosts.toml")
+	if err := os.WriteFile(created, []byte("# mine now\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Undo(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Kept) != 2 {
+		t.Fatalf("Kept = %q, want the two edited files", res.Kept)
+	}
+	if b, _ := os.ReadFile(edited); string(b) != "{\"debug\": true}\n" {
+		t.Errorf("Undo overwrote an edited file: %q", b)
+	}
+	if _, err := os.Stat(created); err != nil {
+		t.Errorf("Undo removed a file someone edited: %v", err)
+	}
+	// The journal keeps what it could not undo; --force finishes the job.
+	res, err = Undo(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(edited); string(b) != "{\n    \"log-level\": \"warn\"\n}\n" {
+		t.Errorf("forced Undo did not restore daemon.json: %q (%+v)", b, res)
+	}
+	if _, err := os.Stat(filepath.Join(root, UndoDir)); !os.IsNotExist(err) {
+		t.Errorf("undo directory left after the journal emptied: %v", err)
+	}
+}
+
+func TestMalformedInputWritesNothing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		breakTree func(t *testing.T, root string)
+		want      string
+	}{
+		{"daemon-json-syntax", func(t *testing.T, root string) {
+			writeFile(t, root, DefaultDaemonJSON, "{\n  \"debug\": true,,\n}\n", 0o644)
+		}, DefaultDaemonJSON},
+		{"containerd-toml-syntax", func(t *testing.T, root string) {
+			writeFile(t, root, DefaultContainerdConfig, "version = 2\n[plugins\n", 0o644)
+		}, DefaultContainerdConfig},
+		{"hosts-toml-syntax", func(t *testing.T, root string) {
+			writeFile(t, root, DefaultCertsDir+"/ghcr.io/hosts.toml", "server = \"https://ghcr.io\n", 0o644)
+		}, "ghcr.io/hosts.toml"},
+		{"directory-for-file", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, DefaultDockerConfig))
+			if err := os.MkdirAll(filepath.Join(root, DefaultDockerConfig), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a directory"},
+		{"file-for-directory", func(t *testing.T, root string) {
+			writeFile(t, root, "/etc/containers", "oops", 0o644)
+		}, "not a directory"},
+		{"symlink", func(t *testing.T, root string) {
+			writeFile(t, root, DefaultContainersAuth, "{}", 0o600)
+			// A link: ecr-ptc refuses to edit through it.
+			p := filepath.Join(root, DefaultContainersAuth)
+			os.Remove(p)
+			if err := os.Symlink("/nonexistent", p); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link"},
+		{"special-file", func(t *testing.T, root string) {
+			p := filepath.Join(root, DefaultContainerdConfig)
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := seedTree(t)
+			tt.breakTree(t, root)
+			before := snap(t, root)
+			err := func() error {
+				m := testMapping(t)
+				hp, err := PlanHosts(root, DefaultCertsDir, DefaultMirrorURL, m, "hosts")
+				if err != nil {
+					return err
+				}
+				cp, _, err := PlanContainerd(root, DefaultContainerdConfig, DefaultCertsDir)
+				if err != nil {
+					return err
+				}
+				dp, _, err := PlanDocker(root, DockerOptions{Version: "28.2.2"}, m)
+				if err != nil {
+					return err
+				}
+				pp, err := PlanPodman(root, PodmanOptions{}, m)
+				if err != nil {
+					return err
+				}
+				_, err = Apply(root, hp, cp, dp, pp)
+				return err
+			}()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+			if d := before.diff(snap(t, root)); len(d) > 0 {
+				t.Errorf("a failed run changed the tree: %q", d)
+			}
+		})
+	}
+}
+
+func TestApplyRefusesStalePlan(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	plans := planAll(t, root)
+	writeFile(t, root, DefaultDaemonJSON, "{}\n", 0o600)
+	if _, err := Apply(root, plans...); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Fatalf("err = %v, want a refusal to overwrite a file changed after planning", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, DefaultDaemonJSON)); !bytes.Equal(b, []byte("{}\n")) {
+		t.Errorf("daemon.json = %q", b)
+	}
+}

@@ -1,0 +1,140 @@
+package hosts
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ecr-ptc/ecr-ptc/test/daemon"
+)
+
+func TestEditContainerdConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string // testdata/containerd/<name>.toml, absent for "missing"
+		wantChanged bool
+		wantVersion int
+		wantPath    string
+	}{
+		{"v1.6-default", true, 2, "/etc/containerd/certs.d"},
+		{"v2.x-default", true, 3, "/etc/containerd/certs.d"},
+		{"eks", false, 2, "/etc/containerd/certs.d:/etc/docker/certs.d"},
+		{"eks-without-certs", true, 2, "/etc/docker/certs.d:/etc/containerd/certs.d"},
+		{"registry-subtable-only", true, 2, "/etc/containerd/certs.d"},
+		{"minimal-no-newline", true, 2, "/etc/containerd/certs.d"},
+		{"table-without-key", true, 2, "/etc/containerd/certs.d"},
+		{"version1", true, 1, "/etc/containerd/certs.d"},
+		{"dotted", true, 2, "/etc/containerd/certs.d"},
+		{"comments-only", true, 2, "/etc/containerd/certs.d"},
+		{"crlf", true, 2, "/etc/containerd/certs.d"},
+		{"missing", true, 2, "/etc/containerd/certs.d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var in []byte
+			if tt.name != "missing" {
+				var err error
+				in, err = os.ReadFile(filepath.Join("testdata", "containerd", tt.name+".toml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			ed, err := EditContainerdConfig(in, DefaultCertsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ed.Changed != tt.wantChanged || ed.Version != tt.wantVersion || ed.ConfigPath != tt.wantPath {
+				t.Errorf("changed, version, config_path = %v, %d, %q; want %v, %d, %q", ed.Changed, ed.Version, ed.ConfigPath, tt.wantChanged, tt.wantVersion, tt.wantPath)
+			}
+			if !tt.wantChanged && !bytes.Equal(ed.Data, in) {
+				t.Error("unchanged edit returned different bytes")
+			}
+			golden(t, filepath.Join("containerd", tt.name+".golden"), ed.Data)
+			again, err := EditContainerdConfig(ed.Data, DefaultCertsDir)
+			if err != nil {
+				t.Fatalf("second edit: %v", err)
+			}
+			if again.Changed || !bytes.Equal(again.Data, ed.Data) {
+				t.Errorf("second edit changed the config:\n%s", UnifiedDiff("/config.toml", ed.Data, again.Data, true))
+			}
+		})
+	}
+}
+
+func TestEditContainerdConfigRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"bad-toml", "version = 2\n[plugins\n", "line 2"},
+		{"mirrors", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n", "mirrors"},
+		{"unknown-version", "version = 4\n", "version 4"},
+		{"version-string", "version = \"2\"\n", "want a number"},
+		{"config-path-number", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = 3\n", "want a string"},
+		{"inline-table", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nregistry = { config_path = \"\" }\n", "yourself"},
+		{"registry-not-table", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nregistry = 1\n", "not a table"},
+		{"duplicate-key", "version = 2\nversion = 2\n", "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := EditContainerdConfig([]byte(tt.in), DefaultCertsDir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEditedConfigLoadsInContainerd feeds every edited golden config to real
+// containerd (`containerd config dump`) and checks the CRI registry's
+// config_path it reports.
+func TestEditedConfigLoadsInContainerd(t *testing.T) {
+	daemon.Require(t, daemon.NeedContainerd, daemon.NeedContainerd2)
+	bins := map[string]string{
+		"1.6": "containerd",
+		"2":   filepath.Join(daemon.Containerd2Dir, "containerd"),
+	}
+	if d := os.Getenv("ECR_PTC_CONTAINERD2_BIN"); d != "" {
+		bins["2"] = filepath.Join(d, "containerd")
+	}
+	goldens, err := filepath.Glob(filepath.Join("testdata", "containerd", "*.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range goldens {
+		data, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ed, err := EditContainerdConfig(data, DefaultCertsDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for version, bin := range bins {
+			if ed.Version == 3 && version == "1.6" {
+				continue // containerd 1.6 does not read the version 3 schema
+			}
+			t.Run(filepath.Base(g)+"/containerd-"+version, func(t *testing.T) {
+				out, err := exec.CommandContext(t.Context(), bin, "--config", g, "config", "dump").Output()
+				if err != nil {
+					t.Fatalf("%s --config %s config dump: %v", bin, g, err)
+				}
+				doc, err := decodeTOML(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plugin := "io.containerd.grpc.v1.cri"
+				if version == "2" {
+					plugin = "io.containerd.cri.v1.images"
+				}
+				got, _ := lookup(doc, "plugins", plugin, "registry", "config_path")
+				if got != ed.ConfigPath {
+					t.Errorf("containerd %s reads config_path %v, want %q", version, got, ed.ConfigPath)
+				}
+			})
+		}
+	}
+}
