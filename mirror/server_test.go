@@ -62,7 +62,7 @@ type fakeECR struct {
 	reqs    []*http.Request
 }
 
-func newFakeECR(t *testing.T, h http.HandlerFunc) *fakeECR {
+func newFakeECR(t testing.TB, h http.HandlerFunc) *fakeECR {
 	t.Helper()
 	f := &fakeECR{}
 	f.handler.Store(h)
@@ -101,7 +101,7 @@ type shimOpts struct {
 }
 
 // newShim starts the shim in front of ecr and returns its URL.
-func newShim(t *testing.T, ecr *fakeECR, so shimOpts) (*Server, string) {
+func newShim(t testing.TB, ecr *fakeECR, so shimOpts) (*Server, string) {
 	t.Helper()
 	m, err := rewrite.NewMapping(ecr.host(), testRules())
 	if err != nil {
@@ -114,10 +114,13 @@ func newShim(t *testing.T, ecr *fakeECR, so shimOpts) (*Server, string) {
 	if so.log != nil {
 		logger = slog.New(slog.NewJSONHandler(so.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	tr := ecr.srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	t.Cleanup(tr.CloseIdleConnections)
 	s, err := New(Options{
 		Mapping:         m,
 		Tokens:          so.tokens,
-		Transport:       ecr.srv.Client().Transport,
+		Transport:       tr,
 		FollowRedirects: so.follow,
 		UpstreamTimeout: so.timeout,
 		Logger:          logger,
@@ -662,3 +665,7 @@ func TestNewRequiresMappingAndTokens(t *testing.T) {
 		})
 	}
 }
+
+func newFakeECRB(b *testing.B) *fakeECR { return newFakeECR(b, okManifest) }
+
+func newShimB(b *testing.B, ecr *fakeECR) (*Server, string) { return newShim(b, ecr, shimOpts{}) }
