@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -107,6 +108,39 @@ func TestCommandNameHidesArgs(t *testing.T) {
 			cmd := tc.ns.Command(t.Context(), "/usr/bin/ctr", "pull", "--user", "AWS:secret")
 			if got := commandName(cmd); got != tc.want {
 				t.Errorf("commandName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// recordingTB records Skip and Fatal instead of stopping the test.
+type recordingTB struct {
+	testing.TB
+	skipped, fatal string
+}
+
+func (r *recordingTB) Skip(args ...any)  { r.skipped = fmt.Sprint(args...) }
+func (r *recordingTB) Fatal(args ...any) { r.fatal = fmt.Sprint(args...) }
+
+func TestRequireSkipsLocallyFailsInCI(t *testing.T) {
+	tests := []struct {
+		name              string
+		ci                string
+		wantSkip, wantErr bool
+	}{
+		{name: "local", ci: "", wantSkip: true},
+		{name: "ci", ci: "true", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			r := &recordingTB{TB: t}
+			Require(r, "no-such-need")
+			if (r.skipped != "") != tc.wantSkip || (r.fatal != "") != tc.wantErr {
+				t.Fatalf("Require with CI=%q: skipped %q, fatal %q", tc.ci, r.skipped, r.fatal)
+			}
+			if msg := r.skipped + r.fatal; !strings.Contains(msg, "no-such-need") {
+				t.Errorf("message %q does not name the missing need", msg)
 			}
 		})
 	}
