@@ -26,6 +26,7 @@ func main() {
 		newRulesCmd(a),
 		newVersionCmd(a),
 		newHostsCmd(a), newConfigureCmd(a), newSetupCmd(a),
+		newMirrorCmd(a),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ecr-ptc:", err)
