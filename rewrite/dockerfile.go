@@ -118,10 +118,11 @@ func dockerfileEdits(src []byte, fn Func) ([]edit, []Change, error) {
 		if !ok {
 			continue
 		}
-		changes = append(changes, c)
 		if e != nil {
+			e.change = len(changes)
 			edits = append(edits, *e)
 		}
+		changes = append(changes, c)
 	}
 	return edits, changes, nil
 }

@@ -135,22 +135,26 @@ func RewriteDocument(src []byte, format Format, fn Func) (out []byte, changes []
 	if fn == nil {
 		return nil, nil, errors.New("rewrite document: the mapping function is nil")
 	}
-	if format == FormatAuto {
-		format = DetectFormat("", src)
-	}
-	var edits []edit
-	switch format {
-	case FormatYAML:
-		edits, changes, err = yamlEdits(src, fn)
-	case FormatDockerfile:
-		edits, changes, err = dockerfileEdits(src, fn)
-	default:
-		return nil, nil, fmt.Errorf("rewrite document: unknown format %v: use FormatYAML or FormatDockerfile", format)
-	}
+	edits, changes, err := documentEdits(src, format, fn)
 	if err != nil {
 		return nil, nil, err
 	}
 	return splice(src, edits), changes, nil
+}
+
+// documentEdits finds the references in src and the edits that map them.
+func documentEdits(src []byte, format Format, fn Func) ([]edit, []Change, error) {
+	if format == FormatAuto {
+		format = DetectFormat("", src)
+	}
+	switch format {
+	case FormatYAML:
+		return yamlEdits(src, fn)
+	case FormatDockerfile:
+		return dockerfileEdits(src, fn)
+	default:
+		return nil, nil, fmt.Errorf("rewrite document: unknown format %v: use FormatYAML or FormatDockerfile", format)
+	}
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -159,7 +163,7 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 type edit struct {
 	start, end int
 	text       string
-	change     int  // index of the Change the edit makes (YAML only)
+	change     int  // index of the Change the edit makes
 	restyled   bool // a plain YAML scalar had to be quoted
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/documents")
@@ -133,6 +135,77 @@ func checkOnlyReferencesChanged(t *testing.T, src, out []byte, changes []Change)
 		if got != string(inLines[i]) {
 			t.Errorf("line %d changed beyond its references:\n in: %q\nout: %q", i+1, inLines[i], outLines[i])
 		}
+	}
+}
+
+// TestOnlyReferenceBytesChange checks, for every input, that each edit
+// replaces exactly the text of one reference (Change.Old, as written, with
+// its quotes) by text that reads as Change.New, and that the output is the
+// input with those spans replaced.
+func TestOnlyReferenceBytesChange(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "documents", "*.in.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range inputs {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			t.Parallel()
+			src, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			format := DetectFormat(in, src)
+			edits, changes, err := documentEdits(src, format, docMap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := RewriteDocument(src, format, docMap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func(b []byte) string {
+				if format == FormatDockerfile {
+					return strings.Trim(string(b), `"'`)
+				}
+				var s string
+				if err := yaml.Unmarshal(b, &s); err != nil {
+					t.Fatalf("%q does not read as a YAML string: %v", b, err)
+				}
+				return s
+			}
+			var rebuilt []byte
+			last := 0
+			for _, e := range edits {
+				c := changes[e.change]
+				if !c.Changed() {
+					t.Errorf("edit %+v belongs to an unchanged reference %v", e, c)
+				}
+				if got := read(src[e.start:e.end]); got != c.Old {
+					t.Errorf("edit replaces %q, which reads %q, want the reference %q", src[e.start:e.end], got, c.Old)
+				}
+				if got := read([]byte(e.text)); got != c.New {
+					t.Errorf("edit writes %q, which reads %q, want %q", e.text, got, c.New)
+				}
+				if line, col := lineCol(src, e.start); line != c.Line || col != c.Column {
+					t.Errorf("edit starts at %d:%d, change says %d:%d", line, col, c.Line, c.Column)
+				}
+				rebuilt = append(append(rebuilt, src[last:e.start]...), e.text...)
+				last = e.end
+			}
+			rebuilt = append(rebuilt, src[last:]...)
+			if !bytes.Equal(rebuilt, out) {
+				t.Errorf("output is not the input with the reference spans replaced")
+			}
+			changed := 0
+			for _, c := range changes {
+				if c.Changed() {
+					changed++
+				}
+			}
+			if changed != len(edits) {
+				t.Errorf("%d changed references but %d edits", changed, len(edits))
+			}
+		})
 	}
 }
 
