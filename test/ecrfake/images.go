@@ -20,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -247,14 +246,12 @@ func (u *Upstream) buildImage(ctx context.Context, seed, plat string, oci bool, 
 	}
 	var adds []mutate.Addendum
 	for i := range layers {
-		path, err := u.s.layerFile(seed, i, layerSize)
+		gl, err := u.s.layerFile(seed, i, layerSize)
 		if err != nil {
 			return nil, err
 		}
-		l, err := tarball.LayerFromFile(path, tarball.WithMediaType(layerType))
-		if err != nil {
-			return nil, fmt.Errorf("open layer %s: %w", path, err)
-		}
+		gl.mediaType = layerType
+		l := gl
 		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{
 			Created:   v1.Time{Time: seedCreated},
 			CreatedBy: fmt.Sprintf("ecrfake: layer %d of %s", i, seed),
@@ -275,6 +272,9 @@ func (u *Upstream) buildImage(ctx context.Context, seed, plat string, oci bool, 
 		d, err := l.Digest()
 		if err != nil {
 			return nil, err
+		}
+		if fl, ok := l.(*fileLayer); ok && u.linkBlob(fl.path, d) {
+			continue
 		}
 		rc, err := l.Compressed()
 		if err != nil {
@@ -300,29 +300,83 @@ func (u *Upstream) buildImage(ctx context.Context, seed, plat string, oci bool, 
 	return img, nil
 }
 
-// layerFile writes (once) the gzip tar of layer i of seed and returns its path.
-func (s *Server) layerFile(seed string, i int, size int64) (string, error) {
+// fileLayer is a generated gzip tar layer on disk whose digests were
+// computed while it was written, so nothing reads it again to build the image.
+type fileLayer struct {
+	path      string
+	digest    v1.Hash
+	diffID    v1.Hash
+	size      int64
+	mediaType types.MediaType
+}
+
+var _ v1.Layer = (*fileLayer)(nil)
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+
+// linkBlob hard-links a generated layer into the upstream's blob store
+// (go-containerregistry's disk handler keeps blobs at <dir>/sha256/<hex>),
+// saving a copy of big layers. It reports false when the caller must copy.
+func (u *Upstream) linkBlob(path string, d v1.Hash) bool {
+	dst := filepath.Join(u.blobDir, d.Algorithm, d.Hex)
+	if _, err := os.Stat(dst); err == nil {
+		return true
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false
+	}
+	return os.Link(path, dst) == nil
+}
+
+// layerFile writes (once) the gzip tar of layer i of seed and returns it
+// with its digest, diff id and size.
+func (s *Server) layerFile(seed string, i int, size int64) (*fileLayer, error) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d", seed, i, size)))
+	key := hex.EncodeToString(sum[:16])
+	if l, ok := s.generated[key]; ok {
+		cp := *l
+		return &cp, nil
+	}
 	dir := filepath.Join(s.dir, "gen")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create layer directory: %w", err)
+		return nil, fmt.Errorf("create layer directory: %w", err)
 	}
-	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".tar.gz")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	f, err := os.CreateTemp(dir, "layer-*")
+	path := filepath.Join(dir, key+".tar.gz")
+	f, err := os.Create(path)
 	if err != nil {
-		return "", fmt.Errorf("create layer file: %w", err)
+		return nil, fmt.Errorf("create layer file: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer f.Close()
 	level := gzip.BestSpeed
 	if size > 8<<20 {
 		level = gzip.NoCompression
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
+	compressedHash, diffHash := sha256.New(), sha256.New()
+	counter := &countWriter{}
+	bw := bufio.NewWriterSize(io.MultiWriter(f, compressedHash, counter), 1<<20)
 	zw, _ := gzip.NewWriterLevel(bw, level)
-	tw := tar.NewWriter(zw)
+	tw := tar.NewWriter(io.MultiWriter(zw, diffHash))
 	dirName := fmt.Sprintf("ecrfake/%x", sum[:4])
 	hdrs := []*tar.Header{
 		{Typeflag: tar.TypeDir, Name: "ecrfake/", Mode: 0o755, ModTime: seedCreated, Format: tar.FormatPAX},
@@ -330,35 +384,46 @@ func (s *Server) layerFile(seed string, i int, size int64) (string, error) {
 	}
 	for _, h := range hdrs {
 		if err := tw.WriteHeader(h); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	info := []byte(fmt.Sprintf("seed=%s\nlayer=%d\n", seed, i))
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dirName + "/info.txt", Mode: 0o644, Size: int64(len(info)), ModTime: seedCreated, Format: tar.FormatPAX}); err != nil {
-		return "", err
+		return nil, err
 	}
 	tw.Write(info)
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dirName + "/payload.bin", Mode: 0o644, Size: size, ModTime: seedCreated, Format: tar.FormatPAX}); err != nil {
-		return "", err
+		return nil, err
 	}
-	rng := rand.NewChaCha8(sum)
-	if _, err := io.CopyN(tw, rng, size); err != nil {
-		return "", fmt.Errorf("write layer payload: %w", err)
+	if _, err := io.CopyN(tw, rand.NewChaCha8(sum), size); err != nil {
+		return nil, fmt.Errorf("write layer payload: %w", err)
 	}
 	if err := tw.Close(); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
-		return "", err
+		return nil, fmt.Errorf("write layer file: %w", err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return "", fmt.Errorf("store layer file: %w", err)
+	l := &fileLayer{
+		path:   path,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressedHash.Sum(nil))},
+		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diffHash.Sum(nil))},
+		size:   counter.n,
 	}
-	return path, nil
+	s.generated[key] = l
+	cp := *l
+	return &cp, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return len(b), nil
 }

@@ -48,6 +48,9 @@ type Server struct {
 	importMu   map[string]*sync.Mutex
 	now        func() time.Time
 
+	genMu     sync.Mutex
+	generated map[string]*fileLayer // generated layers by seed key
+
 	closeOnce sync.Once
 }
 
@@ -66,6 +69,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		repos:      map[string]*repository{},
 		importMu:   map[string]*sync.Mutex{},
 		now:        time.Now,
+		generated:  map[string]*fileLayer{},
 	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {

@@ -39,6 +39,7 @@ type Upstream struct {
 	registryURL string
 	handler     http.Handler
 	blobs       registry.BlobPutHandler
+	blobDir     string
 	addr        string
 
 	mu      sync.Mutex
@@ -93,8 +94,9 @@ func (s *Server) startUpstreams(ctx context.Context) error {
 		bh := registry.NewDiskBlobHandler(dir)
 		u := &Upstream{
 			s: s, host: ph.host, registryURL: ph.registryURL,
-			blobs:  bh.(registry.BlobPutHandler),
-			images: map[string]Image{},
+			blobs:   bh.(registry.BlobPutHandler),
+			blobDir: dir,
+			images:  map[string]Image{},
 		}
 		u.handler = s.middleware("upstream:"+ph.host, registry.New(
 			registry.Logger(log.New(io.Discard, "", 0)),
