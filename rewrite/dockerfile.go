@@ -109,9 +109,10 @@ func dockerfileEdits(src []byte, fn Func) ([]edit, []Change, error) {
 		edits   []edit
 		changes []Change
 	)
+	lines := newLineIndex(src)
 	stages := map[string]bool{} // stage names defined so far
 	for _, r := range refs.all {
-		c, e, ok := rewriteDockerfileRef(src, r, refs, stages, fn)
+		c, e, ok := rewriteDockerfileRef(lines, r, refs, stages, fn)
 		if r.kind == dfFrom && r.stage < len(refs.stageNames) && refs.stageNames[r.stage] != "" {
 			stages[refs.stageNames[r.stage]] = true
 		}
@@ -136,7 +137,7 @@ type dfRefs struct {
 
 // rewriteDockerfileRef maps one candidate. ok is false for names that are
 // not image references (scratch, stage names, stage indexes).
-func rewriteDockerfileRef(src []byte, r dfRef, refs dfRefs, earlier map[string]bool, fn Func) (c Change, e *edit, ok bool) {
+func rewriteDockerfileRef(lines lineIndex, r dfRef, refs dfRefs, earlier map[string]bool, fn Func) (c Change, e *edit, ok bool) {
 	start, end := r.start, r.end
 	text := r.line.text[start:end]
 	if len(text) >= 2 && (text[0] == '"' || text[0] == '\'') && text[len(text)-1] == text[0] {
@@ -154,7 +155,7 @@ func rewriteDockerfileRef(src []byte, r dfRef, refs dfRefs, earlier map[string]b
 	}
 	srcStart := r.line.pos(start)
 	c = Change{Old: text, New: text}
-	c.Line, c.Column = lineCol(src, srcStart)
+	c.Line, c.Column = lines.lineCol(srcStart)
 	switch {
 	case strings.Contains(text, "$"):
 		c.Err = ErrInterpolated

@@ -131,7 +131,7 @@ func DetectFormat(name string, src []byte) Format {
 // left unchanged (Change.Err says why). err is non-nil only when src cannot
 // be parsed in the given format; its message names the line and the problem.
 // RewriteDocument does no I/O; src is not modified.
-func RewriteDocument(src []byte, format Format, fn Func) (out []byte, changes []Change, err error) {
+func RewriteDocument(src []byte, format Format, fn Func) (out []byte, changes []Change, err error) { //nolint:revive // the name is the agreed API of the rewrite command
 	if fn == nil {
 		return nil, nil, errors.New("rewrite document: the mapping function is nil")
 	}
@@ -194,13 +194,35 @@ func mapReference(fn Func, old string) (string, error) {
 	return mapped, nil
 }
 
-// lineCol returns the 1-based line and character column of src[off] when
-// lines end at '\n' and a leading byte-order mark is not a character.
-func lineCol(src []byte, off int) (line, col int) {
-	line = 1 + bytes.Count(src[:off], []byte("\n"))
-	start := bytes.LastIndexByte(src[:off], '\n') + 1
-	if start == 0 && bytes.HasPrefix(src, utf8BOM) && off >= len(utf8BOM) {
-		start = len(utf8BOM)
+// lineIndex turns byte offsets into 1-based lines and character columns,
+// with lines ending at '\n' (as editors count them) and a leading
+// byte-order mark not counted as a character.
+type lineIndex struct {
+	src    []byte
+	starts []int
+}
+
+func newLineIndex(src []byte) lineIndex {
+	x := lineIndex{src: src, starts: []int{0}}
+	if bytes.HasPrefix(src, utf8BOM) {
+		x.starts[0] = len(utf8BOM)
 	}
-	return line, 1 + utf8.RuneCount(src[start:off])
+	for i, b := range src {
+		if b == '\n' {
+			x.starts = append(x.starts, i+1)
+		}
+	}
+	return x
+}
+
+// lineCol returns the line and column of src[off].
+func (x lineIndex) lineCol(off int) (line, col int) {
+	i, found := slices.BinarySearch(x.starts, off)
+	if !found {
+		i--
+	}
+	if i < 0 { // inside the byte-order mark
+		return 1, 1
+	}
+	return i + 1, 1 + utf8.RuneCount(x.src[x.starts[i]:off])
 }

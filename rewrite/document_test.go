@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ var docPrefixes = map[string]string{
 // registry.k8s.io and GHCR are mapped, every other registry is not.
 func docMap(ref string) (string, error) {
 	host, rest, ok := strings.Cut(ref, "/")
-	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+	if !ok || (!strings.ContainsAny(host, ".:") && host != "localhost") {
 		host, rest = "docker.io", ref
 	}
 	prefix, ok := docPrefixes[host]
@@ -186,7 +187,7 @@ func TestOnlyReferenceBytesChange(t *testing.T) {
 				if got := read([]byte(e.text)); got != c.New {
 					t.Errorf("edit writes %q, which reads %q, want %q", e.text, got, c.New)
 				}
-				if line, col := lineCol(src, e.start); line != c.Line || col != c.Column {
+				if line, col := newLineIndex(src).lineCol(e.start); line != c.Line || col != c.Column {
 					t.Errorf("edit starts at %d:%d, change says %d:%d", line, col, c.Line, c.Column)
 				}
 				rebuilt = append(append(rebuilt, src[last:e.start]...), e.text...)
@@ -369,6 +370,29 @@ func TestChangeString(t *testing.T) {
 			t.Parallel()
 			if got := tt.c.String(); got != tt.want {
 				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkRewriteDocument(b *testing.B) {
+	for _, in := range []string{"k8s-multi.in.yaml", "multistage.in.Dockerfile"} {
+		b.Run(in, func(b *testing.B) {
+			one, err := os.ReadFile(filepath.Join("testdata", "documents", in))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sep := []byte("\n")
+			if strings.HasSuffix(in, ".yaml") {
+				sep = []byte("\n---\n")
+			}
+			src := bytes.Join(slices.Repeat([][]byte{one}, 500), sep)
+			format := DetectFormat(in, src)
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, _, err := RewriteDocument(src, format, docMap); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -29,12 +29,13 @@ func yamlEdits(src []byte, fn Func) ([]edit, []Change, error) {
 		return nil, nil, err
 	}
 	idx := newYAMLIndex(src)
+	lines := newLineIndex(src)
 	var (
 		edits   []edit
 		changes []Change
 	)
 	for _, n := range targets {
-		c, e, ok := rewriteScalar(src, idx, n, fn)
+		c, e, ok := rewriteScalar(src, idx, lines, n, fn)
 		if !ok {
 			continue
 		}
@@ -153,7 +154,7 @@ func decodeYAML(dec *yaml.Decoder, n *yaml.Node) (err error) {
 
 // rewriteScalar maps one image scalar. ok is false for values that are not
 // references at all (null, numbers, booleans, the empty string).
-func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, e *edit, ok bool) {
+func rewriteScalar(src []byte, idx yamlIndex, lines lineIndex, n *yaml.Node, fn Func) (c Change, e *edit, ok bool) {
 	if n.ShortTag() != "!!str" || n.Value == "" {
 		return Change{}, nil, false
 	}
@@ -161,11 +162,11 @@ func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, 
 	start, found := idx.offset(n.Line, n.Column)
 	if !found {
 		c.Line, c.Column = n.Line, n.Column
-		c.Err = errors.New("cannot locate the value in the file; edit it by hand")
+		c.Err = errors.New("cannot locate the value in the file: edit it by hand")
 		return c, nil, true
 	}
 	start = skipProperties(src, start)
-	c.Line, c.Column = lineCol(src, start)
+	c.Line, c.Column = lines.lineCol(start)
 	switch {
 	case strings.Contains(n.Value, "$"), strings.Contains(n.Value, "{{"):
 		c.Err = ErrInterpolated
@@ -187,11 +188,7 @@ func rewriteScalar(src []byte, idx yamlIndex, n *yaml.Node, fn Func) (c Change, 
 	if mapped == n.Value {
 		return c, nil, true
 	}
-	text, err := encodeScalar(mapped, n.Style)
-	if err != nil {
-		c.Err = err
-		return c, nil, true
-	}
+	text := encodeScalar(mapped, n.Style)
 	c.New = mapped
 	restyled := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && text != mapped
 	return c, &edit{start: start, end: end, text: text, restyled: restyled}, true
@@ -219,7 +216,7 @@ func isYAMLSpace(b byte) bool {
 // src[start] and checks that those bytes hold n.Value on one line.
 func scalarEnd(src []byte, start int, n *yaml.Node) (int, error) {
 	errMultiLine := errors.New("a value written over several lines is not rewritten: write the image on one line")
-	errMismatch := errors.New("the value in the file does not match the parsed value; edit it by hand")
+	errMismatch := errors.New("the value in the file does not match the parsed value: edit it by hand")
 	if start >= len(src) {
 		return 0, errMismatch
 	}
@@ -288,22 +285,22 @@ var yaml11Words = map[string]bool{
 
 // encodeScalar writes s in the given style, falling back to double quotes
 // when the style cannot hold s.
-func encodeScalar(s string, style yaml.Style) (string, error) {
+func encodeScalar(s string, style yaml.Style) string {
 	switch {
 	case style&yaml.DoubleQuotedStyle != 0:
-		return doubleQuote(s), nil
+		return doubleQuote(s)
 	case style&yaml.SingleQuotedStyle != 0:
 		for _, r := range s {
 			if !unicode.IsPrint(r) || r == '\u00a0' {
-				return doubleQuote(s), nil
+				return doubleQuote(s)
 			}
 		}
-		return "'" + strings.ReplaceAll(s, "'", "''") + "'", nil
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	default:
 		if isPlainString(s) {
-			return s, nil
+			return s
 		}
-		return doubleQuote(s), nil
+		return doubleQuote(s)
 	}
 }
 
@@ -338,14 +335,11 @@ func doubleQuote(s string) string {
 		case r >= 0x80 && unicode.IsPrint(r) && r != '\u00a0' && r != '\u2028' && r != '\u2029' && r != '\ufeff':
 			b.WriteRune(r)
 		case r <= 0xFF:
-			b.WriteString(`\x`)
-			b.WriteString(fmt.Sprintf("%02X", r))
+			fmt.Fprintf(&b, `\x%02X`, r)
 		case r <= 0xFFFF:
-			b.WriteString(`\u`)
-			b.WriteString(fmt.Sprintf("%04X", r))
+			fmt.Fprintf(&b, `\u%04X`, r)
 		default:
-			b.WriteString(`\U`)
-			b.WriteString(fmt.Sprintf("%08X", r))
+			fmt.Fprintf(&b, `\U%08X`, r)
 		}
 	}
 	b.WriteByte('"')
