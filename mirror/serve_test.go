@@ -209,7 +209,7 @@ func TestMemoryFlat(t *testing.T) {
 	n := 10000
 	if raceEnabled {
 		// The race detector makes each TLS round trip ~15x slower; the
-		// plain run (make test-memory, make bench) checks all 10 000.
+		// run without -race checks all 10 000.
 		n = 2500
 	}
 	before := heap()

@@ -1,0 +1,192 @@
+package mirrortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/mirror"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
+)
+
+// Options configure Start.
+type Options struct {
+	// Fake configures the fake ECR.
+	Fake ecrfake.Options
+	// FollowRedirects and UpstreamTimeout are passed to the shim.
+	FollowRedirects bool
+	UpstreamTimeout time.Duration
+	// Logger receives the shim's log lines. Default: discard.
+	Logger *slog.Logger
+	// Setenv sets one environment variable for the AWS SDK inside the
+	// credentials Provider: t.Setenv in tests, os.Setenv in programs.
+	// Required.
+	Setenv func(key, value string)
+	// Observe, when set, is called for every request the shim sends to ECR
+	// or S3, after the answer arrived (queries are already redacted).
+	Observe func(method, url string, status int)
+}
+
+// Env is a fake ECR with the shim in front of it, all on loopback.
+type Env struct {
+	Fake    *ecrfake.Server
+	Mapping *rewrite.Mapping
+	Tokens  *credentials.Provider
+	Shim    *mirror.Server
+	// URL is the shim's base URL, "http://127.0.0.1:PORT".
+	URL string
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts the fake ECR, a credentials Provider that gets tokens from
+// the fake's API through the AWS SDK, and the shim, which reads the
+// pull-through cache rules from the fake.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if o.Setenv == nil {
+		return nil, errors.New("mirrortest: Options.Setenv is required (t.Setenv or os.Setenv)")
+	}
+	fake, err := ecrfake.Start(ctx, o.Fake)
+	if err != nil {
+		return nil, fmt.Errorf("start fake ECR: %w", err)
+	}
+	e := &Env{Fake: fake}
+	ok := false
+	defer func() {
+		if !ok {
+			e.Close()
+		}
+	}()
+	for _, kv := range fake.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		o.Setenv(k, v)
+	}
+	o.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	o.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+	e.Mapping, err = rewrite.NewMapping(fake.RegistryHost(), Rules(fake))
+	if err != nil {
+		return nil, fmt.Errorf("build mapping from the fake's rules: %w", err)
+	}
+	e.Tokens = credentials.NewProvider(credentials.Options{NoCache: true, Logger: o.Logger})
+
+	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	tr.DisableCompression = true
+	var rt http.RoundTripper = tr
+	if o.Observe != nil {
+		rt = observer{next: rt, fn: o.Observe}
+	}
+	e.Shim, err = mirror.New(mirror.Options{
+		Mapping:         e.Mapping,
+		Tokens:          e.Tokens,
+		Transport:       rt,
+		FollowRedirects: o.FollowRedirects,
+		UpstreamTimeout: o.UpstreamTimeout,
+		Logger:          o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := mirror.Listen(ctx, "127.0.0.1:0", false)
+	if err != nil {
+		return nil, err
+	}
+	e.URL = "http://" + ln.Addr().String()
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.done = make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { e.done <- e.Shim.Serve(sctx, ln, 5*time.Second, func() { close(ready) }) }()
+	<-ready
+	ok = true
+	return e, nil
+}
+
+// Close stops the shim and the fake.
+func (e *Env) Close() error {
+	var errs []error
+	if e.cancel != nil {
+		e.cancel()
+		errs = append(errs, <-e.done)
+		e.cancel = nil
+	}
+	if e.Fake != nil {
+		errs = append(errs, e.Fake.Close())
+		e.Fake = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Rules converts the fake's pull-through cache rules to rewrite rules, as
+// rule discovery would.
+func Rules(fake *ecrfake.Server) []rewrite.Rule {
+	var out []rewrite.Rule
+	for _, r := range fake.Rules() {
+		out = append(out, rewrite.Rule{
+			Prefix:                   r.ECRRepositoryPrefix,
+			Upstream:                 rewrite.UpstreamHostFor(r.UpstreamRegistryURL),
+			UpstreamURL:              r.UpstreamRegistryURL,
+			UpstreamRegistry:         r.UpstreamRegistry,
+			UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix,
+			CredentialARN:            r.CredentialArn,
+			CustomRoleARN:            r.CustomRoleArn,
+			Source:                   "account",
+		})
+	}
+	return out
+}
+
+// observer reports each round trip, with the URL's query removed.
+type observer struct {
+	next http.RoundTripper
+	fn   func(method, url string, status int)
+}
+
+func (o observer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(r)
+	u := *r.URL
+	u.RawQuery = ""
+	if err != nil {
+		o.fn(r.Method, u.String(), 0)
+		return nil, err
+	}
+	o.fn(r.Method, u.String(), resp.StatusCode)
+	return resp, nil
+}
+
+// LoopbackTransport returns a transport that trusts the fake's CA and dials
+// the fake's hostnames (and every other name) as the fake's HTTPClient does,
+// for a client that also talks to the shim.
+func LoopbackTransport(fake *ecrfake.Server) http.RoundTripper {
+	return fake.HTTPClient().Transport
+}
+
+// WaitHTTP polls url until it answers or ctx ends.
+func WaitHTTP(ctx context.Context, url string) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) && ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
