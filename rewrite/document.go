@@ -49,7 +49,7 @@ func (f Format) String() string {
 // build or deploy time (a Dockerfile ARG, a Compose ${VAR}, a Helm or Go
 // template): the text in the file is not a reference, so it is left alone.
 // Rewrite the value where it is defined instead.
-var ErrInterpolated = errors.New("reference contains a variable or template and is left as written")
+var ErrInterpolated = errors.New("built from a variable or template: rewrite the value where it is defined")
 
 // Change records one image reference found in a document.
 //

@@ -172,6 +172,13 @@ func TestRewriteYAML(t *testing.T) {
 			wantChanges: []string{"1:49 nginx -> r.example/nginx"},
 		},
 		{
+			name:        "json list indented with tabs",
+			in:          "{\n\t\"kind\": \"List\",\n\t\"items\": [\n\t\t{\"spec\": {\"containers\": [{\"image\": \"nginx\"}]}}\n\t]\n}\n",
+			fn:          prefixMap,
+			want:        "{\n\t\"kind\": \"List\",\n\t\"items\": [\n\t\t{\"spec\": {\"containers\": [{\"image\": \"r.example/nginx\"}]}}\n\t]\n}\n",
+			wantChanges: []string{"4:38 nginx -> r.example/nginx"},
+		},
+		{
 			name:        "quoted key",
 			in:          "'image': nginx\n",
 			fn:          prefixMap,
