@@ -63,8 +63,8 @@ func main() {
 
 // printer serialises the hop lines of concurrent fetches.
 type printer struct {
-	mu  sync.Mutex
-	w   io.Writer
+	mu            sync.Mutex
+	w             io.Writer
 	shim, s3, ecr string
 }
 
