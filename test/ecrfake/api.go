@@ -234,15 +234,19 @@ func epoch(t time.Time) json.Number {
 	return json.Number(strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64))
 }
 
+// newToken issues a registry password valid for TokenTTL.
 func (s *Server) newToken() (password string, expires time.Time) {
-	b := make([]byte, 48)
-	rand.Read(b)
-	password = "ecrfake." + base64.RawURLEncoding.EncodeToString(b)
-	expires = s.now().Add(s.opts.TokenTTL)
+	password, expires = randomPassword(), s.now().Add(s.opts.TokenTTL)
 	s.mu.Lock()
 	s.tokens[password] = expires
 	s.mu.Unlock()
 	return password, expires
+}
+
+func randomPassword() string {
+	b := make([]byte, 48)
+	rand.Read(b)
+	return "ecrfake." + base64.RawURLEncoding.EncodeToString(b)
 }
 
 func (s *Server) checkRegistryID(id string) *apiError {
@@ -283,8 +287,10 @@ func (s *Server) apiGetAuthorizationToken(body []byte) (any, *apiError) {
 	return map[string]any{"authorizationData": []authData{d}}, nil
 }
 
+// apiPublicGetAuthorizationToken answers ECR Public's GetAuthorizationToken.
+// Its token is for public.ecr.aws, so the private registry does not accept it.
 func (s *Server) apiPublicGetAuthorizationToken() (any, *apiError) {
-	password, expires := s.newToken()
+	password, expires := randomPassword(), s.now().Add(s.opts.TokenTTL)
 	return map[string]any{"authorizationData": map[string]any{
 		"authorizationToken": base64.StdEncoding.EncodeToString([]byte("AWS:" + password)),
 		"expiresAt":          epoch(expires),

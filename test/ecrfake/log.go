@@ -26,8 +26,9 @@ type LogEntry struct {
 	// Operation is the ECR API operation (api listener only), e.g. "GetAuthorizationToken".
 	Operation string
 	// Auth says how the request authenticated: "none", "basic",
-	// "basic-invalid", "basic-expired", "sigv4", "sigv4-invalid", "presigned",
-	// "presigned-invalid", "authorization-header".
+	// "basic-invalid", "basic-expired", "other" (a scheme other than Basic),
+	// "sigv4", "sigv4-invalid", "presigned", "presigned-invalid",
+	// "authorization-header" (an S3 request that carried one).
 	Auth string
 	// Fault names the injected fault, if any: "latency", "5xx", "429", "cut".
 	Fault string
