@@ -2,32 +2,19 @@ package credentials
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
+	"github.com/aws/smithy-go"
+
+	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
 )
-
-// AuthorizationData is the answer of GetAuthorizationToken for one registry.
-type AuthorizationData struct {
-	// Token is the base64 encoding of "user:password".
-	Token string
-	// ExpiresAt is when the token stops being accepted.
-	ExpiresAt time.Time
-	// ProxyEndpoint is the registry URL the token is for, if the API says.
-	ProxyEndpoint string
-}
-
-// TokenAPI calls GetAuthorizationToken for one registry: ECR's for a
-// private registry (RegistryIds = r.ID, in r.Region), ECR Public's for a
-// public one (us-east-1).
-type TokenAPI interface {
-	GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error)
-}
 
 // SDKTokenAPI is the [TokenAPI] backed by the AWS SDK for Go v2 and its
 // default credential chain (environment, shared config and credentials
@@ -94,7 +81,7 @@ func (a *SDKTokenAPI) publicClient(ctx context.Context) (*ecrpublic.Client, erro
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.public == nil {
-		a.public = ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) { o.Region = publicRegion })
+		a.public = ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) { o.Region = "us-east-1" })
 	}
 	return a.public, nil
 }
@@ -108,7 +95,7 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (Au
 		}
 		out, err := c.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
 		if err != nil {
-			return AuthorizationData{}, err
+			return AuthorizationData{}, classify(err, r)
 		}
 		d := out.AuthorizationData
 		if d == nil || d.AuthorizationToken == nil || d.ExpiresAt == nil {
@@ -116,13 +103,16 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (Au
 		}
 		return AuthorizationData{Token: *d.AuthorizationToken, ExpiresAt: *d.ExpiresAt, ProxyEndpoint: "https://" + r.Host}, nil
 	}
+	if r.Region == "" {
+		return AuthorizationData{}, fmt.Errorf("%w for registry %q", ErrRegionUnknown, r.Host)
+	}
 	c, err := a.privateClient(ctx, r)
 	if err != nil {
 		return AuthorizationData{}, err
 	}
 	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{r.ID}})
 	if err != nil {
-		return AuthorizationData{}, err
+		return AuthorizationData{}, classify(err, r)
 	}
 	for _, d := range out.AuthorizationData {
 		if d.AuthorizationToken == nil || d.ExpiresAt == nil {
@@ -131,4 +121,33 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (Au
 		return AuthorizationData{Token: *d.AuthorizationToken, ExpiresAt: *d.ExpiresAt, ProxyEndpoint: aws.ToString(d.ProxyEndpoint)}, nil
 	}
 	return AuthorizationData{}, fmt.Errorf("ECR GetAuthorizationToken returned no authorization data for registry %q", r.ID)
+}
+
+// classify wraps an error of the SDK with the sentinel a person can act
+// on and a message saying what to do. Secrets are redacted.
+func classify(err error, r Registry) error {
+	action := "ecr:GetAuthorizationToken"
+	if r.Public {
+		action = "ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken"
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AccessDeniedException", "AccessDenied":
+			return ecrauth.RedactError(fmt.Errorf("%w: the AWS identity may not call %s for registry %q; grant it (for example with the AmazonEC2ContainerRegistryReadOnly policy): %w",
+				ErrAccessDenied, action, r.Host, err))
+		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+			"InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch":
+			return ecrauth.RedactError(fmt.Errorf("%w: AWS rejected the credentials (invalid or expired) when asking for a token for %q; refresh them (aws sso login, new keys, or check the instance profile): %w",
+				ErrAccessDenied, r.Host, err))
+		}
+		return ecrauth.RedactError(fmt.Errorf("get ECR token for %q: %w", r.Host, err))
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "failed to refresh cached credentials") || strings.Contains(msg, "get identity:") ||
+		strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role found") {
+		return ecrauth.RedactError(fmt.Errorf("%w for registry %q: attach an instance profile (IAM role) to this instance, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w",
+			ErrNoCredentials, r.Host, err))
+	}
+	return ecrauth.RedactError(fmt.Errorf("get ECR token for %q: %w", r.Host, err))
 }

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
 )
 
 // ecrServer is a minimal real HTTP server speaking ECR's and ECR Public's
@@ -89,7 +92,7 @@ func TestSDKTokenAPI(t *testing.T) {
 	for k, v := range sdkEnv(t, s) {
 		t.Setenv(k, v)
 	}
-	t.Setenv(EnvNoCache, "")
+	t.Setenv(ecrauth.EnvNoCache, "")
 	t.Setenv("AWS_PROFILE", "")
 
 	p := NewProvider(Options{CacheDir: t.TempDir()})
@@ -147,9 +150,15 @@ func TestSDKTokenAPI(t *testing.T) {
 // childEnv marks a re-executed test binary as a cache-sharing child.
 const childEnv = "CREDENTIALS_TEST_CHILD_HOST"
 
+// fetcherEnv makes a re-executed test binary act as ecr-ptc-token.
+const fetcherEnv = "CREDENTIALS_TEST_FETCHER"
+
 func TestMain(m *testing.M) {
 	if host := os.Getenv(childEnv); host != "" {
 		os.Exit(runChild(host))
+	}
+	if os.Getenv(fetcherEnv) == "1" {
+		os.Exit(ServeTokenFetcher(context.Background(), nil, os.Stdin, os.Stdout, time.Minute))
 	}
 	os.Exit(m.Run())
 }
@@ -178,7 +187,7 @@ func TestProviderAcrossProcesses(t *testing.T) {
 	for k, v := range sdkEnv(t, s) {
 		environ = append(environ, k+"="+v)
 	}
-	environ = append(environ, childEnv+"="+testHost, EnvCacheDir+"="+cacheDir, EnvNoCache+"=")
+	environ = append(environ, childEnv+"="+testHost, ecrauth.EnvCacheDir+"="+cacheDir, ecrauth.EnvNoCache+"=")
 	const n = 6
 	var wg sync.WaitGroup
 	outs := make([]string, n)
@@ -207,5 +216,77 @@ func TestProviderAcrossProcesses(t *testing.T) {
 	}
 	if got := s.calls.Load(); got != 1 {
 		t.Errorf("API calls from %d processes = %d, want 1", n, got)
+	}
+}
+
+const testHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+func token(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+// TestExecTokenAPI runs the SDK in a separate fetcher process, as
+// docker-credential-ecr-ptc does (not parallel: it sets the environment).
+func TestExecTokenAPI(t *testing.T) {
+	s := newECRServer(t, 0)
+	for k, v := range sdkEnv(t, s) {
+		t.Setenv(k, v)
+	}
+	t.Setenv(fetcherEnv, "1")
+	var stderr strings.Builder
+	api := &ecrauth.ExecTokenAPI{Path: os.Args[0], Stderr: &stderr}
+	p := ecrauth.NewProvider(ecrauth.Options{CacheDir: t.TempDir(), API: api})
+	for range 2 {
+		c, err := p.Get(t.Context(), "https://"+testHost)
+		if err != nil {
+			t.Fatalf("Get: %v (fetcher stderr: %s)", err, stderr.String())
+		}
+		if c.Username != "AWS" || c.Password != "password-1" || c.ProxyEndpoint != "https://"+testHost {
+			t.Errorf("Get = %+v", c)
+		}
+	}
+	if n := s.calls.Load(); n != 1 {
+		t.Errorf("API calls = %d, want 1", n)
+	}
+
+	s.errCode.Store("AccessDeniedException")
+	_, err := ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
+	if !errors.Is(err, ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
+		t.Errorf("error through the fetcher = %v, want ErrAccessDenied naming the action", err)
+	}
+	s.errCode.Store("")
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	_, err = ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
+	if !errors.Is(err, ErrNoCredentials) {
+		t.Errorf("error through the fetcher = %v, want ErrNoCredentials", err)
+	}
+
+	missing := &ecrauth.ExecTokenAPI{Path: filepath.Join(t.TempDir(), "no-such-fetcher")}
+	if _, err := ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: missing}).Get(t.Context(), testHost); err == nil {
+		t.Error("Get with a missing fetcher succeeded")
+	}
+}
+
+func TestServeTokenFetcherRejectsBadRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in string }{
+		{"not json", "nope"},
+		{"no registry", "{}"},
+		{"private without account", `{"Host":"x.example","Region":"us-east-1"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out strings.Builder
+			if code := ServeTokenFetcher(t.Context(), nil, strings.NewReader(tt.in), &out, time.Second); code != 2 {
+				t.Errorf("exit code = %d, want 2", code)
+			}
+			var resp ecrauth.FetchResponse
+			if err := json.Unmarshal([]byte(out.String()), &resp); err != nil || resp.Error == "" {
+				t.Errorf("response = %q (%v), want an error", out.String(), err)
+			}
+		})
 	}
 }

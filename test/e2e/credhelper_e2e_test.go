@@ -14,15 +14,20 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
 )
 
-// buildCredHelper builds docker-credential-ecr-ptc into a new temporary
-// directory and returns that directory (to put on PATH).
+// buildCredHelper builds docker-credential-ecr-ptc and the ecr-ptc-token
+// program it runs on a cache miss into a new temporary directory and
+// returns that directory (to put on PATH).
 func buildCredHelper(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, "docker-credential-ecr-ptc"),
-		"github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build docker-credential-ecr-ptc: %v\n%s", err, out)
+	for name, pkg := range map[string]string{
+		"docker-credential-ecr-ptc": "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc",
+		"ecr-ptc-token":             "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc/ecr-ptc-token",
+	} {
+		cmd := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, name), pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
 	return dir
 }
@@ -120,13 +125,23 @@ func dockerCLIPath() string {
 	return p
 }
 
-// TestCredHelperDockerCLI has the docker CLI alone (no daemon: `docker
+// TestCredHelper builds the helper once and runs it under the docker CLI,
+// skopeo, a real dockerd, and 64 concurrent cold gets, all against the
+// local fake ECR.
+func TestCredHelper(t *testing.T) {
+	helperDir := buildCredHelper(t)
+	t.Run("docker cli", func(t *testing.T) { testCredHelperDockerCLI(t, helperDir) })
+	t.Run("skopeo", func(t *testing.T) { testCredHelperSkopeo(t, helperDir) })
+	t.Run("dockerd pull", func(t *testing.T) { testCredHelperDockerdPull(t, helperDir) })
+	t.Run("64 concurrent cold gets", func(t *testing.T) { testCredHelperConcurrentColdGets(t, helperDir) })
+}
+
+// testCredHelperDockerCLI has the docker CLI alone (no daemon: `docker
 // manifest inspect` talks to the registry itself) get credentials for the
 // fake's registry through credHelpers.
-func TestCredHelperDockerCLI(t *testing.T) {
+func testCredHelperDockerCLI(t *testing.T, helperDir string) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedDocker)
 	fake := startFake(t, ecrfake.Options{})
-	helperDir := buildCredHelper(t)
 	logFile := filepath.Join(t.TempDir(), "helper.log")
 	ns := fakeNamespace(fake).With("/etc/docker", etcDocker(t, fake))
 	cfg := writeCredHelpersConfig(t, fake.RegistryHost())
@@ -156,13 +171,12 @@ func TestCredHelperDockerCLI(t *testing.T) {
 	assertHelperLog(t, fake, logFile)
 }
 
-// TestCredHelperSkopeo has skopeo read credHelpers from its --authfile and
+// testCredHelperSkopeo has skopeo read credHelpers from its --authfile and
 // inspect and copy an image by its ECR reference; the second run is served
 // from the helper's disk cache.
-func TestCredHelperSkopeo(t *testing.T) {
+func testCredHelperSkopeo(t *testing.T, helperDir string) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedSkopeo)
 	fake := startFake(t, ecrfake.Options{})
-	helperDir := buildCredHelper(t)
 	logFile := filepath.Join(t.TempDir(), "helper.log")
 	cacheDir := t.TempDir()
 	ns := fakeNamespace(fake)
@@ -205,13 +219,12 @@ func TestCredHelperSkopeo(t *testing.T) {
 	assertHelperLog(t, fake, logFile)
 }
 
-// TestCredHelperDockerdPull has a real dockerd pull an image by its ECR
+// testCredHelperDockerdPull has a real dockerd pull an image by its ECR
 // reference with credentials the docker CLI gets from the helper named in
 // config.json's credHelpers.
-func TestCredHelperDockerdPull(t *testing.T) {
+func testCredHelperDockerdPull(t *testing.T, helperDir string) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedDockerd, daemon.NeedDocker, daemon.NeedContainerd)
 	fake := startFake(t, ecrfake.Options{})
-	helperDir := buildCredHelper(t)
 	logFile := filepath.Join(t.TempDir(), "helper.log")
 	// Dockerd.Docker runs the CLI with this process's environment; the
 	// helper inherits it. Not parallel for that reason.
@@ -246,11 +259,10 @@ func TestCredHelperDockerdPull(t *testing.T) {
 	})
 }
 
-// TestCredHelperConcurrentColdGets starts 64 helper processes at once on
+// testCredHelperConcurrentColdGets starts 64 helper processes at once on
 // an empty cache: the fake must see exactly one GetAuthorizationToken.
-func TestCredHelperConcurrentColdGets(t *testing.T) {
+func testCredHelperConcurrentColdGets(t *testing.T, helperDir string) {
 	fake := startFake(t, ecrfake.Options{})
-	helperDir := buildCredHelper(t)
 	env := credHelperEnv(t, fake, helperDir, t.TempDir(), filepath.Join(t.TempDir(), "helper.log"))
 	secrets, err := concurrentGets(t, helperDir, env, fake.RegistryHost(), 64)
 	if err != nil {

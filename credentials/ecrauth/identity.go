@@ -1,4 +1,4 @@
-package credentials
+package ecrauth
 
 import (
 	"crypto/hmac"

@@ -1,8 +1,9 @@
-package credentials
+package ecrauth
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -59,8 +60,9 @@ type Options struct {
 	// Logger receives debug and warning messages, never secrets. Default:
 	// discard.
 	Logger *slog.Logger
-	// API obtains tokens. Default: an [SDKTokenAPI], whose AWS
-	// configuration is loaded only on the first cache miss.
+	// API obtains tokens. Required here; credentials.NewProvider defaults
+	// it to the AWS SDK, whose configuration is loaded only on the first
+	// cache miss. It is called only on a cache miss.
 	API TokenAPI
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -130,9 +132,6 @@ func DefaultCacheDir() string {
 type Provider struct {
 	o   Options
 	log *slog.Logger
-
-	apiOnce sync.Once
-	api     TokenAPI
 
 	diskOnce sync.Once
 	disk     *diskCache
@@ -271,16 +270,16 @@ func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
 
 // fetch calls the token API and decodes its answer.
 func (p *Provider) fetch(ctx context.Context, r Registry) (entry, error) {
-	p.apiOnce.Do(func() {
-		p.api = p.o.API
-		if p.api == nil {
-			p.api = &SDKTokenAPI{}
-		}
-	})
+	if p.o.API == nil {
+		return entry{}, fmt.Errorf("no token API configured for registry %q: use credentials.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
+	}
 	start := p.o.Now()
-	d, err := p.api.GetAuthorizationToken(ctx, r)
+	d, err := p.o.API.GetAuthorizationToken(ctx, r)
 	if err != nil {
-		return entry{}, classify(err, r)
+		if !errors.Is(err, ErrNoCredentials) && !errors.Is(err, ErrAccessDenied) && !errors.Is(err, ErrRegionUnknown) {
+			err = fmt.Errorf("get ECR token for %q: %w", r.Host, err)
+		}
+		return entry{}, RedactError(err)
 	}
 	user, pass, err := decodeToken(d.Token)
 	if err != nil {

@@ -1,4 +1,4 @@
-package credentials
+package ecrauth
 
 import (
 	"context"
@@ -53,8 +53,9 @@ func NewHelper(p *Provider, logger *slog.Logger) *Helper {
 
 // NewHelperFromEnv builds the Helper of docker-credential-ecr-ptc from the
 // environment (see the Env constants): text logs to stderr, JSON logs to
-// ECR_PTC_LOG_FILE if set, at ECR_PTC_LOG_LEVEL. Nothing is written to
-// stdout, which belongs to the protocol.
+// ECR_PTC_LOG_FILE if set, at ECR_PTC_LOG_LEVEL, and tokens fetched on a
+// cache miss by the ecr-ptc-token program ([ExecTokenAPI]). Nothing is
+// written to stdout, which belongs to the protocol.
 func NewHelperFromEnv(stderr io.Writer) *Helper {
 	var level slog.Level
 	levelErr := level.UnmarshalText([]byte(os.Getenv(EnvLogLevel)))
@@ -84,6 +85,7 @@ func NewHelperFromEnv(stderr io.Writer) *Helper {
 		log.Error("invalid configuration", "err", envErr)
 	}
 	o.Logger = log
+	o.API = &ExecTokenAPI{Stderr: stderr}
 	h := NewHelper(NewProvider(o), log)
 	h.envErr = envErr
 	if v := os.Getenv(EnvTimeout); v != "" {
@@ -143,7 +145,7 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 		return "", "", dch.NewErrCredentialsNotFound()
 	default:
 		h.log.Error("cannot get ECR credentials", "server", serverURL, "err", err)
-		return "", "", redactErr(err)
+		return "", "", RedactError(err)
 	}
 }
 
