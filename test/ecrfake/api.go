@@ -130,7 +130,7 @@ func writeAPIJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("X-Amzn-RequestId", requestID())
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	_, _ = w.Write(b)
 }
 
 // writeAPIError answers like an AWS JSON 1.1 service: X-Amzn-ErrorType and a
@@ -142,7 +142,7 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("X-Amzn-ErrorType", e.typ+":")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(e.status)
-	w.Write(b)
+	_, _ = w.Write(b)
 }
 
 func requestID() string {

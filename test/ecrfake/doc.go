@@ -24,6 +24,27 @@
 // repository. Later requests are served from the store (even with the
 // upstream stopped); a tag is re-checked upstream after RecheckInterval.
 //
+// Behaviours chosen where ECR's is not documented (each is commented where
+// it is implemented):
+//
+//   - Registry auth failures: 401 with
+//     `WWW-Authenticate: Basic realm="https://<host>/",service="ecr.amazonaws.com"`;
+//     "Not Authorized" for a missing header, code DENIED for an unknown or
+//     expired token ("Your authorization token has expired. Reauthenticate
+//     and try again.").
+//   - DenyImport: a first pull answers 403 with code DENIED and an IAM-style
+//     message naming ecr:BatchImportUpstreamImage; cached images still pull.
+//   - An image the fake cannot fetch upstream (upstream stopped, or no such
+//     image): 404 MANIFEST_UNKNOWN "Requested image not found". A path whose
+//     prefix has no rule: 404 NAME_UNKNOWN.
+//   - A tag holding an index, requested without the index media type in
+//     Accept, is answered with its linux/amd64 image (distribution's rule).
+//   - Blob HEAD: 200 with Content-Length from the registry; blob GET: 307 to
+//     a SigV4-presigned S3 URL (X-Amz-Expires = PresignTTL).
+//   - Faults: 5xx is 500 UNKNOWN (S3: InternalError), 429 is TOOMANYREQUESTS
+//     with Retry-After (S3: 503 SlowDown); a cut closes the connection after
+//     Faults.CutBlobAfter bytes of an S3 body.
+//
 // The fake is for tests: it must never listen on anything but loopback by
 // default, never write outside its own directory, and never log a token or
 // a presigned URL's signature.

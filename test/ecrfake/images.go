@@ -391,7 +391,9 @@ func (s *Server) layerFile(seed string, i int, size int64) (*fileLayer, error) {
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dirName + "/info.txt", Mode: 0o644, Size: int64(len(info)), ModTime: seedCreated, Format: tar.FormatPAX}); err != nil {
 		return nil, err
 	}
-	tw.Write(info)
+	if _, err := tw.Write(info); err != nil {
+		return nil, err
+	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dirName + "/payload.bin", Mode: 0o644, Size: size, ModTime: seedCreated, Format: tar.FormatPAX}); err != nil {
 		return nil, err
 	}

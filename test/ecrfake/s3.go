@@ -59,7 +59,7 @@ func writeS3ErrorArg(w http.ResponseWriter, status int, e s3Error) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	w.Write(b)
+	_, _ = w.Write(b)
 }
 
 // serveS3 stands in for the S3 bucket behind ECR's layer redirects: it
@@ -140,14 +140,13 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Etag", `"`+hexDigest[:32]+`"`)
 	w.Header().Set("X-Amz-Server-Side-Encryption", "AES256")
-	var out http.ResponseWriter = w
 	if ri.cut > 0 && r.Method == http.MethodGet {
-		out = &cutWriter{ResponseWriter: w, left: ri.cut, onCut: func() {
+		w = &cutWriter{ResponseWriter: w, left: ri.cut, onCut: func() {
 			ri.fault = "cut"
 			s.faults.countCut()
 		}}
 	}
-	http.ServeContent(out, r, "", fi.ModTime(), f)
+	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
 // cutWriter aborts the connection once left bytes of body were written.

@@ -99,7 +99,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.dir = o.Dir
 	}
 	if err := os.MkdirAll(filepath.Join(s.dir, "blobs"), 0o755); err != nil {
-		s.cleanup()
+		_ = s.cleanup() // the failure to report is MkdirAll's
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	ok := false
@@ -127,7 +127,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.apiAddr = apiLn.Addr().String()
 	s.apiSrv = newHTTPServer(s.middleware("api", http.HandlerFunc(s.serveAPI)), nil)
-	go s.apiSrv.Serve(apiLn)
+	go serve(s.apiSrv, apiLn)
 
 	regLn, err := lc.Listen(ctx, "tcp", o.RegistryListen)
 	if err != nil {
@@ -135,7 +135,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.regAddr = regLn.Addr().String()
 	s.regSrv = newHTTPServer(s.middleware("registry", http.HandlerFunc(s.serveRegistry)), tlsConf)
-	go s.regSrv.Serve(tls.NewListener(regLn, tlsConf))
+	go serve(s.regSrv, tls.NewListener(regLn, tlsConf))
 
 	s3Ln, err := lc.Listen(ctx, "tcp", o.S3Listen)
 	if err != nil {
@@ -143,7 +143,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.s3Addr = s3Ln.Addr().String()
 	s.s3Srv = newHTTPServer(s.middleware("s3", http.HandlerFunc(s.serveS3)), tlsConf)
-	go s.s3Srv.Serve(tls.NewListener(s3Ln, tlsConf))
+	go serve(s.s3Srv, tls.NewListener(s3Ln, tlsConf))
 
 	if err := s.startUpstreams(ctx); err != nil {
 		return nil, err
@@ -161,6 +161,12 @@ func newHTTPServer(h http.Handler, tlsConf *tls.Config) *http.Server {
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: 30 * time.Second,
 	}
+}
+
+// serve runs srv on ln until Close. Serve only returns early when the
+// listener fails, which the fake's clients then see as refused connections.
+func serve(srv *http.Server, ln net.Listener) {
+	_ = srv.Serve(ln)
 }
 
 // Close stops every listener and upstream and removes the temporary store.

@@ -120,7 +120,7 @@ func (u *Upstream) serve(ln net.Listener) {
 	defer u.mu.Unlock()
 	u.srv = newHTTPServer(u.handler, nil)
 	u.running = true
-	go u.srv.Serve(ln)
+	go serve(u.srv, ln)
 }
 
 // Host is the host people type for this upstream, e.g. "docker.io".

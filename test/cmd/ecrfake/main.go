@@ -49,7 +49,7 @@ func main() {
 		fmt.Fprintf(fs.Output(), "Usage: ecrfake [flags]\n\nRuns a local fake of Amazon ECR (API, registry with pull-through cache, S3) on loopback until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.Parse(os.Args[1:])
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "ecrfake: unexpected arguments %q; see --help\n", fs.Args())
 		os.Exit(2)
