@@ -14,9 +14,7 @@ import (
 // the certs.d directory dir, as the CRI plugin and `ctr --hosts-dir` do.
 func resolveHosts(t *testing.T, dir, host string) []docker.RegistryHost {
 	t.Helper()
-	hosts, err := config.ConfigureHosts(context.Background(), config.HostOptions{
-		HostDir: config.HostDirFromRoot(dir),
-	})(host)
+	hosts, err := configureHosts(dir, host)
 	if err != nil {
 		t.Fatalf("containerd ConfigureHosts(%q) in %s: %v", host, dir, err)
 	}
@@ -38,4 +36,10 @@ func writeHostsDir(t *testing.T, dir, host string, data []byte, extra map[string
 			t.Fatal(err)
 		}
 	}
+}
+
+func configureHosts(dir, host string) ([]docker.RegistryHost, error) {
+	return config.ConfigureHosts(context.Background(), config.HostOptions{
+		HostDir: config.HostDirFromRoot(dir),
+	})(host)
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -83,12 +84,17 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 	if err != nil {
 		return nil, false, err
 	}
+	if len(bytes.TrimSpace(orig)) == 0 {
+		orig = nil // a blank file says nothing to keep
+	}
+	for _, line := range bytes.Split(orig, []byte("\n")) {
+		l := string(bytes.TrimSpace(line))
+		if l == strings.TrimSpace(beginMark) || l == strings.TrimSpace(endMark) {
+			return nil, false, fmt.Errorf("it contains ecr-ptc's marker line %q outside ecr-ptc's part: remove that line and run again", l)
+		}
+	}
 	if _, err := decodeTOML(orig); err != nil {
 		return nil, false, fmt.Errorf("invalid TOML: %w", err)
-	}
-	var schema hostsFileSchema
-	if err := toml.Unmarshal(orig, &schema); err != nil {
-		return nil, false, fmt.Errorf("not a hosts.toml containerd reads: %w", tomlPositionError(err))
 	}
 	exprs, err := scanTOML(orig)
 	if err != nil {
@@ -96,6 +102,9 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 	}
 	shim := HostURL(mirrorURL, upstream)
 	origHosts := hostOrder(exprs)
+	if err := validHostsFile(orig, origHosts); err != nil {
+		return nil, false, fmt.Errorf("not a hosts.toml containerd reads: %w", err)
+	}
 	hasServer := false
 	split := len(orig)
 	for _, x := range exprs {
@@ -224,31 +233,119 @@ func hostOrder(exprs []tomlExpr) []string {
 	return hosts
 }
 
-// hostsFileSchema is the part of containerd's hosts.toml schema that decides
-// whether containerd accepts a file.
-type hostsFileSchema struct {
-	Server       string               `toml:"server"`
-	Capabilities []string             `toml:"capabilities"`
-	Host         map[string]hostTable `toml:"host"`
+// hostFields are the settings of one host in containerd's hosts.toml
+// schema (core/remotes/docker/config/hosts.go), typed as loosely as
+// containerd decodes them so that validHostFields can apply its checks.
+type hostFields struct {
+	Capabilities []string       `toml:"capabilities"`
+	CACert       any            `toml:"ca"`
+	Client       any            `toml:"client"`
+	SkipVerify   *bool          `toml:"skip_verify"`
+	Header       map[string]any `toml:"header"`
+	OverridePath bool           `toml:"override_path"`
+	DialTimeout  string         `toml:"dial_timeout"`
 }
 
-type hostTable struct {
-	Capabilities []string `toml:"capabilities"`
-	OverridePath bool     `toml:"override_path"`
+// hostsFileSchema is containerd's hosts.toml schema: the server's settings
+// at the top level, the other hosts under [host."<url>"].
+type hostsFileSchema struct {
+	hostFields
+	Server string                `toml:"server"`
+	Host   map[string]hostFields `toml:"host"`
+}
+
+// validHostFields applies the checks containerd makes when it loads a host;
+// a file failing any of them is dropped whole by containerd, which then
+// silently uses the registry's default host.
+func validHostFields(server string, h hostFields) error {
+	if server != "" {
+		s := server
+		if !strings.HasPrefix(s, "http") {
+			s = "https://" + s
+		}
+		if _, err := url.Parse(s); err != nil {
+			return fmt.Errorf("host %q: %w", server, err)
+		}
+	}
+	for _, c := range h.Capabilities {
+		switch strings.ToLower(c) {
+		case "pull", "resolve", "push", "referrers":
+		default:
+			return fmt.Errorf("host %q: unknown capability %q", server, c)
+		}
+	}
+	strs := func(v any) bool {
+		l, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		for _, e := range l {
+			if _, ok := e.(string); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	switch v := h.CACert.(type) {
+	case nil, string:
+	default:
+		if !strs(v) {
+			return fmt.Errorf("host %q: ca must be a path or a list of paths", server)
+		}
+	}
+	switch v := h.Client.(type) {
+	case nil, string:
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(string); ok {
+				continue
+			}
+			if !strs(e) || len(e.([]any)) != 2 {
+				return fmt.Errorf("host %q: client must be paths or [certificate, key] pairs", server)
+			}
+		}
+	default:
+		return fmt.Errorf("host %q: client must be paths or [certificate, key] pairs", server)
+	}
+	for k, v := range h.Header {
+		if _, ok := v.(string); !ok && !strs(v) {
+			return fmt.Errorf("host %q: header %q must be a string or a list of strings", server, k)
+		}
+	}
+	if h.DialTimeout != "" {
+		if _, err := time.ParseDuration(h.DialTimeout); err != nil {
+			return fmt.Errorf("host %q: dial_timeout: %w", server, err)
+		}
+	}
+	return nil
+}
+
+// validHostsFile decodes data as containerd does and applies its checks to
+// every host it would use.
+func validHostsFile(data []byte, order []string) error {
+	var s hostsFileSchema
+	if err := toml.Unmarshal(data, &s); err != nil {
+		return tomlPositionError(err)
+	}
+	for _, h := range order {
+		if err := validHostFields(h, s.Host[h]); err != nil {
+			return err
+		}
+	}
+	return validHostFields(s.Server, s.hostFields)
 }
 
 // checkHostsTOML checks that data parses as containerd parses it and lists
 // exactly the hosts want, in order.
 func checkHostsTOML(data []byte, want []string) error {
-	var s hostsFileSchema
-	if err := toml.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
-	}
 	exprs, err := scanTOML(data)
 	if err != nil {
 		return fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
 	}
 	got := hostOrder(exprs)
+	if err := validHostsFile(data, got); err != nil {
+		return err
+	}
 	if !slices.Equal(got, want) {
 		return fmt.Errorf("hosts in order %q, want %q", got, want)
 	}
