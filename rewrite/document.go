@@ -87,7 +87,7 @@ func (c Change) String() string {
 }
 
 // DetectFormat guesses the format of a document from its file name and then
-// from its content. Names Dockerfile, Containerfile, Dockerfile.* ,
+// from its content. Names Dockerfile, Containerfile, Dockerfile.*,
 // Containerfile.*, *.Dockerfile and *.Containerfile (in any letter case) are
 // Dockerfiles; *.yaml, *.yml and *.json are YAML. Otherwise (including the
 // name "" or "-" for standard input) a document whose first instruction line

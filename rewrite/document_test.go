@@ -58,8 +58,13 @@ func TestGoldenDocuments(t *testing.T) {
 	if len(inputs) == 0 {
 		t.Fatal("no inputs in testdata/documents")
 	}
+	seen := map[string]string{}
 	for _, in := range inputs {
 		name, _, _ := strings.Cut(filepath.Base(in), ".in.")
+		if other, ok := seen[name]; ok {
+			t.Fatalf("%s and %s share the golden name %q: rename one", other, in, name)
+		}
+		seen[name] = in
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(in)
 			if err != nil {
