@@ -3,6 +3,7 @@ package ecrfake
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -10,16 +11,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -116,20 +116,15 @@ func (u *Upstream) add(ctx context.Context, repoTag string, kind imageKind, laye
 	if !ok || !repoNamePattern.MatchString(repo) || !tagPattern.MatchString(tag) {
 		return Image{}, fmt.Errorf("image %q must be <repository>:<tag>", repoTag)
 	}
-	ref, err := name.ParseReference(u.addr+"/"+repoTag, name.Insecure)
-	if err != nil {
-		return Image{}, fmt.Errorf("parse %q: %w", repoTag, err)
-	}
 	seed := u.host + "/" + repoTag
 	img := Image{Repository: repo, Tag: tag}
-	opts := []remote.Option{remote.WithContext(ctx)}
 	switch kind {
 	case kindDocker, kindOCI:
 		im, err := u.buildImage(ctx, seed, "linux/amd64", kind == kindOCI, layers, layerSize)
 		if err != nil {
 			return Image{}, err
 		}
-		if err := remote.Write(ref, im, opts...); err != nil {
+		if err := u.putManifest(ctx, repo, tag, im); err != nil {
 			return Image{}, fmt.Errorf("push %q: %w", repoTag, err)
 		}
 		if err := describeImage(im, &img); err != nil {
@@ -162,11 +157,14 @@ func (u *Upstream) add(ctx context.Context, repoTag string, kind imageKind, laye
 				}
 				img.Layers, img.Config = one.Layers, one.Config
 			}
+			if err := u.putManifest(ctx, repo, d.String(), im); err != nil {
+				return Image{}, fmt.Errorf("push %q for %s: %w", repoTag, p, err)
+			}
 			plat := parsePlatform(p)
 			adds = append(adds, mutate.IndexAddendum{Add: im, Descriptor: v1.Descriptor{Platform: &plat}})
 		}
 		idx = mutate.AppendManifests(idx, adds...)
-		if err := remote.WriteIndex(ref, idx, opts...); err != nil {
+		if err := u.putManifest(ctx, repo, tag, idx); err != nil {
 			return Image{}, fmt.Errorf("push index %q: %w", repoTag, err)
 		}
 		d, err := idx.Digest()
@@ -183,6 +181,40 @@ func (u *Upstream) add(ctx context.Context, repoTag string, kind imageKind, laye
 	u.images[repoTag] = img
 	u.mu.Unlock()
 	return img, nil
+}
+
+// rawManifest is what putManifest needs of an image or an index.
+type rawManifest interface {
+	RawManifest() ([]byte, error)
+	MediaType() (types.MediaType, error)
+}
+
+// putManifest uploads a manifest whose blobs (or child manifests) are
+// already in the upstream, with one PUT.
+func (u *Upstream) putManifest(ctx context.Context, repo, ref string, m rawManifest) error {
+	raw, err := m.RawManifest()
+	if err != nil {
+		return err
+	}
+	mt, err := m.MediaType()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.URL()+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", string(mt))
+	resp, err := upstreamClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("upstream answered %s: %s", resp.Status, b)
+	}
+	return nil
 }
 
 func describeImage(im v1.Image, out *Image) error {
