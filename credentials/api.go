@@ -110,7 +110,10 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (Au
 	if err != nil {
 		return AuthorizationData{}, err
 	}
-	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{r.ID}})
+	// RegistryIds is deprecated (a token opens every registry the principal
+	// may use), but ECR still accepts it and it pins the proxyEndpoint to
+	// the registry asked for; local fakes check it.
+	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{r.ID}}) //nolint:staticcheck // see above
 	if err != nil {
 		return AuthorizationData{}, classify(err, r)
 	}

@@ -324,8 +324,12 @@ func concurrentGets(t *testing.T, helperDir string, env []string, host string, n
 				return
 			}
 			var c struct{ ServerURL, Username, Secret string }
-			if err := json.Unmarshal(out, &c); err != nil || c.Username != "AWS" || c.Secret == "" {
-				errs[i] = fmt.Errorf("get %d: unexpected answer (%v)", i, err)
+			if err := json.Unmarshal(out, &c); err != nil {
+				errs[i] = fmt.Errorf("get %d: answer is not JSON: %w", i, err)
+				return
+			}
+			if c.Username != "AWS" || c.Secret == "" {
+				errs[i] = fmt.Errorf("get %d: answer has user %q and no secret or another user", i, c.Username)
 				return
 			}
 			secrets[i] = c.Secret
