@@ -89,6 +89,9 @@ type PullOptions struct {
 	Transport http.RoundTripper
 	// Platform is the platform to pull from an index. Default linux/amd64.
 	Platform string
+	// Credentials, when set, gives the registry credentials for a host (as
+	// ctr's --user does); the shim needs none.
+	Credentials func(host string) (string, string, error)
 	// Observe, when set, is called for every request the client sends, with
 	// its status (0 for a transport error); the query is removed.
 	Observe func(method, url string, status int)
@@ -132,7 +135,8 @@ func Pull(ctx context.Context, ref string, o PullOptions) (PullResult, error) {
 	}
 	resolver := docker.NewResolver(docker.ResolverOptions{
 		Hosts: config.ConfigureHosts(ctx, config.HostOptions{
-			HostDir: config.HostDirFromRoot(o.HostsDir),
+			HostDir:     config.HostDirFromRoot(o.HostsDir),
+			Credentials: o.Credentials,
 			UpdateClient: func(c *http.Client) error {
 				c.Transport = rt
 				return nil
