@@ -328,7 +328,7 @@ func parse(ref string) (parsed, error) {
 	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
-		return parsed{}, fmt.Errorf("%w %q: %v", ErrInvalidReference, ref, err)
+		return parsed{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err)
 	}
 	p := parsed{host: NormalizeHost(reference.Domain(named)), path: reference.Path(named)}
 	if p.host == DockerHub && !strings.Contains(p.path, "/") {
@@ -376,7 +376,7 @@ func (m *Mapping) Reverse(ref string) (string, error) {
 	named, err := reference.ParseNamed(s)
 	if err != nil {
 		if _, err2 := reference.ParseNormalizedNamed(s); err2 != nil {
-			return "", fmt.Errorf("%w %q: %v", ErrInvalidReference, ref, err2)
+			return "", fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err2)
 		}
 		return "", fmt.Errorf("%q: %w: it is not on the ECR registry %q", ref, ErrNotMapped, m.registry)
 	}

@@ -198,7 +198,7 @@ func TestNewMappingErrors(t *testing.T) {
 
 func TestTwoPrefixesForOneUpstream(t *testing.T) {
 	t.Parallel()
-	m, err := NewMapping(testRegistry, []Rule{
+	_, err := NewMapping(testRegistry, []Rule{
 		{Prefix: "hub", Upstream: "docker.io"},
 		{Prefix: "docker-hub", UpstreamURL: "registry-1.docker.io"},
 		{Prefix: "zz", Upstream: "quay.io"},
@@ -207,7 +207,7 @@ func TestTwoPrefixesForOneUpstream(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted a one-letter prefix")
 	}
-	m, err = NewMapping(testRegistry, []Rule{
+	m, err := NewMapping(testRegistry, []Rule{
 		{Prefix: "hub", Upstream: "docker.io"},
 		{Prefix: "docker-hub", UpstreamURL: "registry-1.docker.io"},
 		{Prefix: "zz", Upstream: "quay.io"},

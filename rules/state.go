@@ -64,7 +64,7 @@ func LoadSaved(dir string) (Saved, error) {
 	}
 	var s Saved
 	if err := json.Unmarshal(data, &s); err != nil {
-		return Saved{}, fmt.Errorf("saved rule set %q is corrupt (%v): it is replaced at the next successful discovery", p, err)
+		return Saved{}, fmt.Errorf("saved rule set %q is corrupt (%w): it is replaced at the next successful discovery", p, err)
 	}
 	if s.Registry == "" {
 		return Saved{}, fmt.Errorf("saved rule set %q names no registry: it is replaced at the next successful discovery", p)
