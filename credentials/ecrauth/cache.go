@@ -41,6 +41,8 @@ type entry struct {
 	ProxyEndpoint string    `json:"proxyEndpoint"`
 	ExpiresAt     time.Time `json:"expiresAt"`
 	FetchedAt     time.Time `json:"fetchedAt"`
+	// RetryAfter, set after a failed renewal, is when to try again.
+	RetryAfter time.Time `json:"retryAfter,omitzero"`
 }
 
 // diskCache is the per-user token cache of one identity:

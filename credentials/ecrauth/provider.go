@@ -254,7 +254,16 @@ func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
 	if err != nil {
 		if haveStale && p.usable(stale) {
 			p.log.Warn("token renewal failed; using the cached token until it expires",
-				"registry", r.Host, "expires", stale.ExpiresAt, "err", err)
+				"registry", r.Host, "expires", stale.ExpiresAt, "retry-after", renewRetryDelay, "err", err)
+			// Other callers and processes use the old token for a while
+			// instead of calling the failing API again.
+			stale.RetryAfter = p.o.Now().Add(renewRetryDelay)
+			p.memPut(key, stale)
+			if disk != nil {
+				if err := disk.store(name, stale); err != nil {
+					p.log.Warn("could not write the disk cache", "registry", r.Host, "err", err)
+				}
+			}
 			return stale.credential(), nil
 		}
 		return Credential{}, err
@@ -415,8 +424,16 @@ func (p *Provider) memPut(key string, e entry) {
 	p.mem[key] = e
 }
 
-// fresh reports whether e is outside its renewal window.
+// renewRetryDelay is how long a token whose renewal failed is served
+// before the next renewal attempt.
+const renewRetryDelay = time.Minute
+
+// fresh reports whether e is outside its renewal window, or inside it
+// but still valid and waiting out a failed renewal.
 func (p *Provider) fresh(e entry) bool {
+	if now := p.o.Now(); now.Before(e.RetryAfter) && p.usable(e) {
+		return true
+	}
 	window := p.o.RenewBefore
 	if life := e.ExpiresAt.Sub(e.FetchedAt); life > 0 && window > life/2 {
 		window = life / 2

@@ -214,6 +214,22 @@ func TestProviderUsesValidTokenWhenRenewalFails(t *testing.T) {
 	if err != nil || c.Password != "pw" {
 		t.Fatalf("Get during outage = %+v, %v; want the cached token", c, err)
 	}
+	// Other processes wait out the failed renewal instead of calling again.
+	for range 3 {
+		if c, err := newTestProvider(dir, api, clk, env()).Get(t.Context(), testHost); err != nil || c.Password != "pw" {
+			t.Fatalf("Get during outage = %+v, %v; want the cached token", c, err)
+		}
+	}
+	if n := api.calls.Load(); n != 2 {
+		t.Errorf("API calls during the outage = %d, want 1 (then a pause)", n-1)
+	}
+	clk.Add(renewRetryDelay + time.Second)
+	if _, err := newTestProvider(dir, api, clk, env()).Get(t.Context(), testHost); err != nil {
+		t.Fatal(err)
+	}
+	if n := api.calls.Load(); n != 3 {
+		t.Errorf("API calls after the pause = %d, want 3", n)
+	}
 	clk.Add(time.Hour) // expired
 	if _, err := newTestProvider(dir, api, clk, env()).Get(t.Context(), testHost); err == nil {
 		t.Fatal("Get after expiry during outage succeeded, want an error")
