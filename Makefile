@@ -17,8 +17,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build ecr-ptc and docker-credential-ecr-ptc into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/ecr-ptc ./cmd/docker-credential-ecr-ptc
+build: ## Build ecr-ptc, docker-credential-ecr-ptc and ecr-ptc-token into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/ecr-ptc ./cmd/docker-credential-ecr-ptc ./cmd/docker-credential-ecr-ptc/ecr-ptc-token
 
 .PHONY: demo
 demo: ## Run the demo: a local ECR, the mirror shim, and containerd pulling public images through them

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -329,7 +330,7 @@ func assertBlobsViaS3(t *testing.T, fake *ecrfake.Server) {
 	var redirects, s3 int
 	for _, e := range fake.Log() {
 		switch {
-		case e.Listener == "registry" && e.Method == "GET" && strings.Contains(e.Path, "/blobs/"):
+		case e.Listener == "registry" && e.Method == http.MethodGet && strings.Contains(e.Path, "/blobs/"):
 			if e.Status != 307 {
 				t.Errorf("registry answered blob GET %s with %d, want 307 to S3", e.Path, e.Status)
 			}
