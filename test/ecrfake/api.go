@@ -203,6 +203,9 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, service, region strin
 	if !slices.Contains(a.SignedHeaders, "host") {
 		return &apiError{http.StatusBadRequest, "InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."}
 	}
+	if !slices.Contains(a.SignedHeaders, "x-amz-date") {
+		return &apiError{http.StatusBadRequest, "InvalidSignatureException", "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."}
+	}
 	if !slices.IsSorted(a.SignedHeaders) {
 		return &apiError{http.StatusBadRequest, "InvalidSignatureException", msgSignatureMismatch}
 	}
