@@ -178,7 +178,7 @@ func loadJournal(root string) (*journal, bool, error) {
 	}
 	var j journal
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, false, fmt.Errorf("undo journal %q is damaged (%v): restore the files by hand from %q", p, err, UndoDir+"/backups")
+		return nil, false, fmt.Errorf("undo journal %q is damaged (%w): restore the files by hand from %q", p, err, UndoDir+"/backups")
 	}
 	return &j, true, nil
 }
@@ -382,9 +382,11 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, like *fs.FileInfo) 
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
+	// Persist the rename; a failure here leaves the new file in place,
+	// which is what the caller asked for, so it is not reported.
 	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+		_ = d.Sync()
+		_ = d.Close()
 	}
 	return nil
 }
@@ -413,8 +415,11 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 	for _, e := range j.Entries {
 		if selected(e) && e.Kind == "modified" {
 			b, ok, err := ReadTarget(root, UndoDir+"/backups/"+e.Backup)
-			if err != nil || !ok {
-				return res, fmt.Errorf("the original of %q is missing from %q (%v): restore it by hand", e.Path, UndoDir+"/backups", err)
+			if err != nil {
+				return res, fmt.Errorf("the original of %q cannot be read (%w): restore it by hand", e.Path, err)
+			}
+			if !ok {
+				return res, fmt.Errorf("the original of %q is missing from %q: restore it by hand", e.Path, UndoDir+"/backups")
 			}
 			backups[e.Backup] = b
 		}

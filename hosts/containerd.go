@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -269,24 +268,4 @@ func leadingSpace(b []byte) string {
 		i++
 	}
 	return string(b[:i])
-}
-
-// containerdConfigPath is config_path as a containerd config sets it, or ""
-// when the config cannot be read.
-func containerdConfigPath(data []byte) string {
-	doc, err := decodeTOML(data)
-	if err != nil {
-		return ""
-	}
-	version := 1
-	if v, ok := doc["version"].(int64); ok {
-		version = int(v)
-	}
-	plugin, err := criPlugin(version)
-	if err != nil {
-		return ""
-	}
-	v, _ := lookup(doc, "plugins", plugin, "registry", "config_path")
-	s, _ := v.(string)
-	return strings.TrimSpace(s)
 }
