@@ -1,0 +1,89 @@
+package hosts
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDockerEngine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, version, daemonJSON string
+		wantMajor                 int
+		wantContainerd            bool
+	}{
+		{"debian 20.10", "Docker version 20.10.24+dfsg1, build 5d6db84", `{}`, 20, false},
+		{"27 with snapshotter", "27.5.1", `{"features": {"containerd-snapshotter": true}}`, 27, false},
+		{"28 classic", "Docker version 28.2.2, build e6534b4", `{}`, 28, false},
+		{"28 containerd store", "28.2.2", `{"features": {"containerd-snapshotter": true}}`, 28, true},
+		{"29 default", "29.0.0", `{}`, 29, true},
+		{"29 opted out", "v29.1.0", `{"features": {"containerd-snapshotter": false}}`, 29, false},
+		{"unknown", "", `{"features": {"containerd-snapshotter": true}}`, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			writeFile(t, root, DefaultDaemonJSON, tt.daemonJSON, 0o644)
+			p, eng, err := PlanDocker(root, DockerOptions{Version: tt.version}, testMapping(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eng.Major != tt.wantMajor || eng.ContainerdStore != tt.wantContainerd {
+				t.Errorf("engine = %+v, want major %d, containerd store %v", eng, tt.wantMajor, tt.wantContainerd)
+			}
+			var hostsFiles []string
+			for _, c := range p.Changes {
+				if strings.HasPrefix(c.Path, DefaultDockerCerts+"/") {
+					hostsFiles = append(hostsFiles, c.Path)
+				}
+			}
+			if tt.wantContainerd != (len(hostsFiles) == 5) || (!tt.wantContainerd && len(hostsFiles) > 0) {
+				t.Errorf("hosts.toml files in %s: %q", DefaultDockerCerts, hostsFiles)
+			}
+			notes := strings.Join(p.Notes, "\n")
+			if !tt.wantContainerd && !strings.Contains(notes, "does NOT route") {
+				t.Errorf("notes do not say what a classic engine cannot route:\n%s", notes)
+			}
+			if tt.wantContainerd {
+				// Docker's containerd store resolves through the same loader.
+				if _, err := Apply(root, p); err != nil {
+					t.Fatal(err)
+				}
+				got := resolveHosts(t, filepath.Join(root, DefaultDockerCerts), "quay.io")
+				if got[0].Path != "/mirror/quay.io/v2" {
+					t.Errorf("quay.io resolves to %s%s first, want the shim", got[0].Host, got[0].Path)
+				}
+			}
+		})
+	}
+}
+
+func TestFindEngines(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if got := FindEngines(root); got != (Engines{}) {
+		t.Errorf("empty root: %+v", got)
+	}
+	writeFile(t, root, "/usr/bin/podman", "", 0o755)
+	writeFile(t, root, DefaultDaemonJSON, "{}", 0o644)
+	if got := FindEngines(root); got != (Engines{Docker: true, Podman: true}) {
+		t.Errorf("docker config and podman binary: %+v", got)
+	}
+}
+
+func TestParseDockerVersion(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{
+		"Docker version 20.10.24+dfsg1, build 5d6db84": 20,
+		"28.2.2":             28,
+		"v29.0.1":            29,
+		"":                   0,
+		"dockerd: not found": 0,
+	} {
+		if got := ParseDockerVersion(in); got != want {
+			t.Errorf("ParseDockerVersion(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
