@@ -48,6 +48,9 @@ type Server struct {
 	importMu   map[string]*sync.Mutex
 	now        func() time.Time
 
+	transportOnce sync.Once
+	transport     *http.Transport
+
 	genMu     sync.Mutex
 	generated map[string]*fileLayer // generated layers by seed key
 
@@ -183,6 +186,10 @@ func (s *Server) Close() error {
 				}
 			}
 		}
+		s.transportOnce.Do(func() {}) // synchronise with HTTPClient
+		if s.transport != nil {
+			s.transport.CloseIdleConnections()
+		}
 		errs = append(errs, s.cleanup())
 	})
 	return errors.Join(errs...)
@@ -252,23 +259,26 @@ func (s *Server) HostsEntries() map[string]string {
 }
 
 // HTTPClient returns a client for in-process tests: it trusts the fake's CA
-// and dials RegistryHostname and the S3 hostname to loopback.
+// and dials RegistryHostname and the S3 hostname to loopback. Every client
+// shares one transport, closed by Close.
 func (s *Server) HTTPClient() *http.Client {
-	names := map[string]bool{s.opts.RegistryHostname: true, s.s3Hostname: true}
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err == nil && names[host] {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return d.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:     &tls.Config{RootCAs: s.ca.Pool(), MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost: 8,
-	}
-	return &http.Client{Transport: tr}
+	s.transportOnce.Do(func() {
+		names := map[string]bool{s.opts.RegistryHostname: true, s.s3Hostname: true}
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		s.transport = &http.Transport{
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				host, port, err := net.SplitHostPort(addr)
+				if err == nil && names[host] {
+					addr = net.JoinHostPort("127.0.0.1", port)
+				}
+				return d.DialContext(ctx, network, addr)
+			},
+			TLSClientConfig:     &tls.Config{RootCAs: s.ca.Pool(), MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost: 8,
+		}
+	})
+	return &http.Client{Transport: s.transport}
 }
 
 // DenyImport simulates a principal lacking ecr:BatchImportUpstreamImage:
