@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -172,7 +172,7 @@ func mergeKey(r rewrite.Rule) string {
 
 // regionOf returns the region of an ECR registry host, or "".
 func regionOf(host string) string {
-	r, err := credentials.ParseRegistry(host)
+	r, err := ecrhost.Parse(host)
 	if err != nil || r.Public {
 		return ""
 	}

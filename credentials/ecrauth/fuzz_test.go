@@ -8,28 +8,6 @@ import (
 	"time"
 )
 
-func FuzzParseRegistries(f *testing.F) {
-	for _, s := range []string{
-		"vpce-1.example=123456789012:us-east-1", "a=public,b:5000=123456789012", "=", ",,", "x=1:2:3",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		regs, err := ParseRegistries(s)
-		if err != nil {
-			return
-		}
-		for k, r := range regs {
-			if k != r.Host {
-				t.Fatalf("ParseRegistries(%q): key %q holds host %q", s, k, r.Host)
-			}
-			if !r.Public && !validAccountID(r.ID) {
-				t.Fatalf("ParseRegistries(%q): bad account in %+v", s, r)
-			}
-		}
-	})
-}
-
 // FuzzCacheEntry writes arbitrary bytes as the cache entry and checks
 // that Get never fails or crashes because of it, and never returns a
 // token other than a well-formed cached one or a fresh one.

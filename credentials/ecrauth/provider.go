@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // Environment variables read by [NewProvider] and [OptionsFromEnv].
@@ -177,7 +179,7 @@ func NewProvider(o Options) *Provider {
 // hosts.
 func (p *Provider) Lookup(host string) (Registry, error) {
 	if len(p.o.Registries) > 0 {
-		if hp, err := splitServer(host); err == nil {
+		if hp, err := ecrhost.SplitHost(host); err == nil {
 			name, _, _ := strings.Cut(hp, ":")
 			for _, k := range []string{hp, name} {
 				if r, ok := p.o.Registries[k]; ok {

@@ -1,4 +1,4 @@
-package ecrauth
+package ecrhost
 
 import (
 	"errors"
@@ -63,12 +63,12 @@ func TestParseRegistry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseRegistry(tt.in)
+			got, err := Parse(tt.in)
 			if err != nil {
-				t.Fatalf("ParseRegistry(%q): %v", tt.in, err)
+				t.Fatalf("Parse(%q): %v", tt.in, err)
 			}
 			if got != tt.want {
-				t.Errorf("ParseRegistry(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
+				t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -109,9 +109,9 @@ func TestParseRegistryRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseRegistry(tt.in)
+			got, err := Parse(tt.in)
 			if !errors.Is(err, ErrNotECR) {
-				t.Fatalf("ParseRegistry(%q) = %+v, %v; want ErrNotECR", tt.in, got, err)
+				t.Fatalf("Parse(%q) = %+v, %v; want ErrNotECR", tt.in, got, err)
 			}
 		})
 	}
@@ -143,22 +143,22 @@ func TestParseRegistries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseRegistries(tt.in)
+			got, err := ParseAliases(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseRegistries(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+					t.Fatalf("ParseAliases(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseRegistries(%q): %v", tt.in, err)
+				t.Fatalf("ParseAliases(%q): %v", tt.in, err)
 			}
 			if len(got) != len(tt.want) {
-				t.Fatalf("ParseRegistries(%q) = %+v, want %+v", tt.in, got, tt.want)
+				t.Fatalf("ParseAliases(%q) = %+v, want %+v", tt.in, got, tt.want)
 			}
 			for k, w := range tt.want {
 				if got[k] != w {
-					t.Errorf("ParseRegistries(%q)[%q] = %+v, want %+v", tt.in, k, got[k], w)
+					t.Errorf("ParseAliases(%q)[%q] = %+v, want %+v", tt.in, k, got[k], w)
 				}
 			}
 		})
@@ -175,27 +175,49 @@ func FuzzParseRegistry(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseRegistry(s)
+		r, err := Parse(s)
 		if err != nil {
 			if !errors.Is(err, ErrNotECR) {
-				t.Fatalf("ParseRegistry(%q) error %v does not wrap ErrNotECR", s, err)
+				t.Fatalf("Parse(%q) error %v does not wrap ErrNotECR", s, err)
 			}
 			return
 		}
 		// A parsed host parses again to the same registry.
-		again, err := ParseRegistry(r.Host)
+		again, err := Parse(r.Host)
 		if err != nil || again != r {
-			t.Fatalf("ParseRegistry(%q) = %+v, but its Host parses to %+v, %v", s, r, again, err)
+			t.Fatalf("Parse(%q) = %+v, but its Host parses to %+v, %v", s, r, again, err)
 		}
 		if r.Region == "" || r.Partition == "" {
-			t.Fatalf("ParseRegistry(%q) = %+v: no region or partition", s, r)
+			t.Fatalf("Parse(%q) = %+v: no region or partition", s, r)
 		}
 		if !r.Public && !validAccountID(r.ID) {
-			t.Fatalf("ParseRegistry(%q) = %+v: bad account", s, r)
+			t.Fatalf("Parse(%q) = %+v: bad account", s, r)
 		}
 		name, _, _ := strings.Cut(r.Host, ":")
 		if !r.Public && !strings.Contains(name, ".dkr") {
-			t.Fatalf("ParseRegistry(%q) = %+v: host without dkr", s, r)
+			t.Fatalf("Parse(%q) = %+v: host without dkr", s, r)
+		}
+	})
+}
+
+func FuzzParseRegistries(f *testing.F) {
+	for _, s := range []string{
+		"vpce-1.example=123456789012:us-east-1", "a=public,b:5000=123456789012", "=", ",,", "x=1:2:3",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		regs, err := ParseAliases(s)
+		if err != nil {
+			return
+		}
+		for k, r := range regs {
+			if k != r.Host {
+				t.Fatalf("ParseAliases(%q): key %q holds host %q", s, k, r.Host)
+			}
+			if !r.Public && !validAccountID(r.ID) {
+				t.Fatalf("ParseAliases(%q): bad account in %+v", s, r)
+			}
 		}
 	})
 }
