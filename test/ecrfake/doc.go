@@ -45,6 +45,9 @@
 //     with Retry-After (S3: 503 SlowDown); a cut closes the connection after
 //     Faults.CutBlobAfter bytes of an S3 body.
 //
+// The registry and S3 listeners speak HTTP/1.1 only (real ECR also offers
+// HTTP/2), so that an injected cut is a cut TCP connection.
+//
 // The fake is for tests: it must never listen on anything but loopback by
 // default, never write outside its own directory, and never log a token or
 // a presigned URL's signature.

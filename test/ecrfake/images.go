@@ -94,7 +94,8 @@ func (s *Server) seed(ctx context.Context) error {
 // schema 2 image; with platforms (e.g. "linux/amd64", "linux/arm64") it is an
 // OCI index of one OCI image per platform. Layers over 8 MiB are stored
 // uncompressed inside gzip, so a ~1 GiB image is generated in seconds; the
-// layer files live on disk under the server's directory.
+// layer files live on disk under the server's directory. The upstream must
+// be running.
 func (s *Server) AddImage(host, repoTag string, layers int, layerSize int64, platforms ...string) (Image, error) {
 	u := s.Upstream(host)
 	if u == nil {
@@ -102,6 +103,9 @@ func (s *Server) AddImage(host, repoTag string, layers int, layerSize int64, pla
 	}
 	if layers < 1 || layerSize < 0 {
 		return Image{}, fmt.Errorf("add image %q: need at least one layer and a non-negative layer size", repoTag)
+	}
+	if !u.Running() {
+		return Image{}, fmt.Errorf("add image %q: upstream %q is stopped; Start it first", repoTag, host)
 	}
 	kind := kindDocker
 	if len(platforms) > 0 {
