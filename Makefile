@@ -53,6 +53,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 20s)
 bench: ## Run the benchmarks; each prints ratios measured side by side in one run
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
 
+.PHONY: package
+package: ## Build dist/ecr-ptc_<version>_<arch>.deb and .rpm for amd64 and arm64 with nfpm
+	bash packaging/install-tools.sh
+	GO=$(GO) bash packaging/build.sh
+
 $(GOLANGCI_LINT):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
