@@ -31,10 +31,17 @@ type Change struct {
 	New []byte
 	// Mode is the mode of a new file; a replaced file keeps its mode and owner.
 	Mode fs.FileMode
+	// Remove deletes the file instead of writing New.
+	Remove bool
 }
 
-// Changed reports whether writing the change alters the file.
-func (c Change) Changed() bool { return !c.Exists || !bytes.Equal(c.Old, c.New) }
+// Changed reports whether applying the change alters the file.
+func (c Change) Changed() bool {
+	if c.Remove {
+		return c.Exists
+	}
+	return !c.Exists || !bytes.Equal(c.Old, c.New)
+}
 
 // Plan is what one component would change. Component names the unit Undo
 // reverses: "hosts", "containerd", "docker" or "podman".
@@ -56,7 +63,9 @@ func (p Plan) Changed() bool {
 func (p Plan) Diff() string {
 	var b bytes.Buffer
 	for _, c := range p.Changes {
-		if c.Changed() {
+		if c.Changed() && c.Remove {
+			b.WriteString(UnifiedDiff(c.Path, c.Old, nil, c.Exists))
+		} else if c.Changed() {
 			b.WriteString(UnifiedDiff(c.Path, c.Old, c.New, c.Exists))
 		}
 	}
@@ -208,6 +217,11 @@ func (j *journal) find(path string) *entry {
 // the same plans twice writes nothing the second time.
 func Apply(root string, plans ...Plan) (Result, error) {
 	var res Result
+	unlock, err := lockRoot(root)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	var todo []struct {
 		c         Change
 		component string
@@ -290,8 +304,18 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			e = &j.Entries[len(j.Entries)-1]
 		}
 		e.Written = sum(c.New)
+		if c.Remove {
+			e.Written = ""
+		}
 		if err := j.save(root); err != nil {
 			return res, err
+		}
+		if c.Remove {
+			if err := os.Remove(full); err != nil {
+				return res, fmt.Errorf("remove %q: %w", c.Path, err)
+			}
+			res.Removed = append(res.Removed, c.Path)
+			continue
 		}
 		mode := c.Mode
 		if mode == 0 {
@@ -401,6 +425,11 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, like *fs.FileInfo) 
 // tree as it was.
 func Undo(root string, force bool, components ...string) (Result, error) {
 	var res Result
+	unlock, err := lockRoot(root)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	j, exists, err := loadJournal(root)
 	if err != nil {
 		return res, err
@@ -528,4 +557,22 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 		return false, nil
 	}
 	return true, fmt.Errorf("undo journal entry for %q has unknown kind %q", e.Path, e.Kind)
+}
+
+// lockRoot takes an exclusive lock on the root directory itself, so that two
+// ecr-ptc processes (cloud-init and a person, say) never interleave their
+// edits and journal updates. Locking the directory creates no file.
+func lockRoot(root string) (func(), error) {
+	f, err := os.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("root %q: %w", root, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("lock %q: %w", root, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
 }

@@ -327,3 +327,66 @@ func TestApplyRefusesStalePlan(t *testing.T) {
 		t.Errorf("daemon.json = %q", b)
 	}
 }
+
+func TestStaleHostsGoBack(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	before := snap(t, root)
+	if _, err := Apply(root, planAll(t, root)...); err != nil {
+		t.Fatal(err)
+	}
+	// quay.io (which replaced a hand-written file) and ghcr.io (new) lose
+	// their rules.
+	fewer, err := rewrite.NewMapping("123456789012.dkr.ecr.us-east-1.amazonaws.com", []rewrite.Rule{
+		{Upstream: "docker.io", Prefix: "docker-hub"},
+		{Upstream: "public.ecr.aws", Prefix: "ecr-public"},
+		{Upstream: "registry.k8s.io", Prefix: "kubernetes"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := PlanHosts(root, DefaultCertsDir, DefaultMirrorURL, fewer, "hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(root, p); err != nil {
+		t.Fatal(err)
+	}
+	quay, err := os.ReadFile(filepath.Join(root, DefaultCertsDir, "quay.io", "hosts.toml"))
+	if err != nil || string(quay) != "server = \"https://quay.io\"\n\n[host.\"https://quay-mirror.internal\"]\n  ca = \"ca.pem\"\n" {
+		t.Errorf("quay.io hosts.toml = %q, %v; want the hand-written file back", quay, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, DefaultCertsDir, "ghcr.io", "hosts.toml")); !os.IsNotExist(err) {
+		t.Errorf("ghcr.io hosts.toml still there: %v", err)
+	}
+	p, err = PlanHosts(root, DefaultCertsDir, DefaultMirrorURL, fewer, "hosts")
+	if err != nil || p.Changed() {
+		t.Errorf("a second plan with the same rules changes: %v\n%s", err, p.Diff())
+	}
+	if _, err := Undo(root, false); err != nil {
+		t.Fatal(err)
+	}
+	if d := before.diff(snap(t, root)); len(d) > 0 {
+		t.Errorf("tree after Undo differs from before: %q", d)
+	}
+}
+
+func TestConcurrentApply(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	before := snap(t, root)
+	a, b := planAll(t, root), planAll(t, root)
+	errs := make(chan error, 2)
+	go func() { _, err := Apply(root, a...); errs <- err }()
+	go func() { _, err := Apply(root, b...); errs <- err }()
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) {
+		t.Fatalf("errors = %v, %v; want exactly one run to refuse the other's stale plan", e1, e2)
+	}
+	if _, err := Undo(root, false); err != nil {
+		t.Fatal(err)
+	}
+	if d := before.diff(snap(t, root)); len(d) > 0 {
+		t.Errorf("tree after Undo differs from before: %q", d)
+	}
+}

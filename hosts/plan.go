@@ -3,7 +3,9 @@ package hosts
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
@@ -54,8 +57,53 @@ func PlanHosts(root, dir, mirrorURL string, m *rewrite.Mapping, component string
 		}
 		p.Changes = append(p.Changes, Change{Path: path, Exists: ok, Old: old, New: out, Mode: 0o644})
 	}
+	stale, err := staleHosts(root, dir, m)
+	if err != nil {
+		return Plan{}, err
+	}
+	p.Changes = append(p.Changes, stale...)
+	for _, c := range stale {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s: its registry has no pull-through cache rule any more; putting back what ecr-ptc replaced", c.Path))
+	}
 	p.Notes = append(p.Notes, fmt.Sprintf("hosts.toml in %s for %s: the shim %s first, then the registry itself", dir, strings.Join(upstreams(m), ", "), mirrorURL))
 	return p, nil
+}
+
+// staleHosts plans the hosts.toml files ecr-ptc wrote under dir for
+// registries m no longer maps: each goes back to the file it replaced, or
+// away if it replaced none.
+func staleHosts(root, dir string, m *rewrite.Mapping) ([]Change, error) {
+	entries, err := os.ReadDir(inRoot(root, dir))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", dir, err)
+	}
+	want := map[string]bool{}
+	for _, up := range upstreams(m) {
+		want[HostDir(up)] = true
+	}
+	var out []Change
+	for _, e := range entries {
+		if !e.IsDir() || want[e.Name()] {
+			continue
+		}
+		path := filepath.Join(dir, e.Name(), "hosts.toml")
+		old, ok, err := ReadTarget(root, path)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || !isManaged(old) {
+			continue
+		}
+		orig, err := OriginalHostsTOML(old)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", path, err)
+		}
+		out = append(out, Change{Path: path, Exists: true, Old: old, New: orig, Remove: orig == nil})
+	}
+	return out, nil
 }
 
 // PlanContainerd plans the edit of containerd's config file (a path on the

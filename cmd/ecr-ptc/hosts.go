@@ -78,6 +78,7 @@ func (a *app) mirror(f *targetFlags) (string, error) {
 type planView struct {
 	Component string   `json:"component"`
 	Changed   []string `json:"changed"`
+	Removed   []string `json:"removed,omitempty"`
 	Unchanged []string `json:"unchanged"`
 	Restart   []string `json:"restart,omitempty"`
 	Notes     []string `json:"notes,omitempty"`
@@ -90,9 +91,12 @@ func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
 	for _, p := range plans {
 		v := planView{Component: p.Component, Changed: []string{}, Unchanged: []string{}, Restart: p.Restart, Notes: p.Notes}
 		for _, c := range p.Changes {
-			if c.Changed() {
+			switch {
+			case c.Changed() && c.Remove:
+				v.Removed = append(v.Removed, c.Path)
+			case c.Changed():
 				v.Changed = append(v.Changed, c.Path)
-			} else {
+			default:
 				v.Unchanged = append(v.Unchanged, c.Path)
 			}
 		}
@@ -134,6 +138,13 @@ func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
 		}
 		for _, p := range v.Changed {
 			fmt.Fprintf(a.stdout, "%s: %s %s\n", v.Component, verb, p)
+		}
+		for _, p := range v.Removed {
+			if f.dryRun {
+				fmt.Fprintf(a.stdout, "%s: would remove %s\n", v.Component, p)
+			} else {
+				fmt.Fprintf(a.stdout, "%s: removed %s\n", v.Component, p)
+			}
 		}
 		for _, p := range v.Unchanged {
 			fmt.Fprintf(a.stdout, "%s: unchanged %s\n", v.Component, p)
