@@ -54,8 +54,12 @@ the configure commands did, byte for byte.`,
 			}
 			ctx := cmd.Context()
 			if f.undo {
-				a.stopService(ctx, &f)
-				return a.undo(&f)
+				dirs := a.stopService(ctx, &f)
+				err := a.undo(&f)
+				for _, d := range dirs {
+					_ = os.Remove(filepath.Join(f.root, d)) // only if systemctl left it empty
+				}
+				return err
 			}
 			want, err := chooseEngines(engines, f.root)
 			if err != nil {
@@ -205,11 +209,16 @@ func systemctl(ctx context.Context, root string, args ...string) ([]byte, error)
 	return exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
 }
 
+func haveSystemctl() bool {
+	_, err := exec.LookPath("systemctl")
+	return err == nil
+}
+
 // servicePlan records, through the undo journal, that setup enables the
 // shim's service: only when the unit is installed and not enabled yet.
 func servicePlan(ctx context.Context, root string) (hosts.Plan, error) {
 	p := hosts.Plan{Component: "service"}
-	if _, err := exec.LookPath("systemctl"); err != nil {
+	if !haveSystemctl() {
 		p.Notes = append(p.Notes, "systemctl not found: start the shim yourself (ecr-ptc mirror)")
 		return p, nil
 	}
@@ -221,13 +230,24 @@ func servicePlan(ctx context.Context, root string) (hosts.Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	if !ok {
-		if out, err := systemctl(ctx, root, "is-enabled", mirrorService); err == nil && strings.TrimSpace(string(out)) == "enabled" {
-			p.Notes = append(p.Notes, mirrorService+" is enabled already")
-			return p, nil
+	if ok {
+		p.Changes = append(p.Changes, hosts.Change{Path: serviceMarker, Exists: true, Old: old, New: old})
+		return p, nil
+	}
+	if out, err := systemctl(ctx, root, "is-enabled", mirrorService); err == nil && strings.TrimSpace(string(out)) == "enabled" {
+		p.Notes = append(p.Notes, mirrorService+" is enabled already")
+		return p, nil
+	}
+	// systemctl enable creates /etc/systemd/system/<target>.wants and the
+	// directories above it; disable removes only the .wants link and
+	// directory. Record the others so that --undo removes them too.
+	marker := mirrorService + "\n"
+	for _, d := range []string{"/etc/systemd/system", "/etc/systemd", "/etc"} {
+		if _, err := os.Lstat(filepath.Join(root, d)); os.IsNotExist(err) {
+			marker += "dir " + d + "\n"
 		}
 	}
-	p.Changes = append(p.Changes, hosts.Change{Path: serviceMarker, Exists: ok, Old: old, New: []byte(mirrorService + "\n"), Mode: 0o644})
+	p.Changes = append(p.Changes, hosts.Change{Path: serviceMarker, New: []byte(marker), Mode: 0o644})
 	return p, nil
 }
 
@@ -250,18 +270,29 @@ func (a *app) startService(ctx context.Context, f *targetFlags) error {
 	return nil
 }
 
-// stopService disables the shim's unit if setup enabled it.
-func (a *app) stopService(ctx context.Context, f *targetFlags) {
-	if _, ok, _ := hosts.ReadTarget(f.root, serviceMarker); !ok {
-		return
+// stopService disables the shim's unit if setup enabled it, and returns the
+// directories enabling it created, for removal once they are empty.
+func (a *app) stopService(ctx context.Context, f *targetFlags) []string {
+	marker, ok, _ := hosts.ReadTarget(f.root, serviceMarker)
+	if !ok {
+		return nil
+	}
+	var dirs []string
+	for _, line := range strings.Split(string(marker), "\n") {
+		if d, ok := strings.CutPrefix(line, "dir /"); ok {
+			dirs = append(dirs, "/"+d)
+		}
 	}
 	args := []string{"disable", mirrorService}
 	if f.root == "/" {
-		args = []string{"disable", "--now", mirrorService}
+		if _, err := os.Stat("/run/systemd/system"); err == nil {
+			args = []string{"disable", "--now", mirrorService}
+		}
 	}
 	if out, err := systemctl(ctx, f.root, args...); err != nil {
 		fmt.Fprintf(a.stderr, "ecr-ptc: warning: systemctl %s: %v: %s\n", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		return
+		return nil
 	}
 	a.say("service: %s %s", strings.Join(args[:len(args)-1], " "), mirrorService)
+	return dirs
 }

@@ -209,6 +209,46 @@ func TestSetupTree(t *testing.T) {
 		t.Errorf("tree after setup --undo differs from before: %q", d)
 	}
 
+	t.Run("service", func(t *testing.T) {
+		if _, err := exec.LookPath("systemctl"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("missing: systemctl (Debian package systemd)")
+			}
+			t.Skip("missing: systemctl (Debian package systemd)")
+		}
+		root := seedSetupTree(t)
+		unit := filepath.Join(root, "lib/systemd/system/ecr-ptc-mirror.service")
+		if err := os.MkdirAll(filepath.Dir(unit), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(unit, []byte("[Unit]\nDescription=ecr-ptc shim\n[Service]\nExecStart=/usr/bin/ecr-ptc mirror\n[Install]\nWantedBy=multi-user.target\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := setupTree(t, root)
+		a := slices.DeleteFunc(slices.Clone(args), func(s string) bool { return s == "--no-service" })
+		a[2] = root
+		if _, stderr, err := runECRPTC(t, bin, a...); err != nil {
+			t.Fatalf("setup: %v\n%s", err, stderr)
+		}
+		link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants/ecr-ptc-mirror.service")
+		if _, err := os.Lstat(link); err != nil {
+			t.Errorf("setup --root did not enable the unit offline: %v", err)
+		}
+		enabled := setupTree(t, root)
+		if _, stderr, err := runECRPTC(t, bin, a...); err != nil {
+			t.Fatalf("second setup: %v\n%s", err, stderr)
+		}
+		if d := treeDiff(enabled, setupTree(t, root)); len(d) > 0 {
+			t.Errorf("second setup changed the tree: %q", d)
+		}
+		if _, stderr, err := runECRPTC(t, bin, "setup", "--root", root, "--undo"); err != nil {
+			t.Fatalf("setup --undo: %v\n%s", err, stderr)
+		}
+		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+			t.Errorf("tree after setup --undo differs from before: %q", d)
+		}
+	})
+
 	t.Run("malformed daemon.json", func(t *testing.T) {
 		root := seedSetupTree(t)
 		bad := filepath.Join(root, "etc/docker/daemon.json")
