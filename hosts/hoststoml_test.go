@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/test/testca"
 )
 
@@ -224,6 +225,9 @@ func TestHostURLMatchesContract(t *testing.T) {
 	} {
 		if got := HostURL(tt.base, tt.up); got != tt.want {
 			t.Errorf("HostURL(%q, %q) = %q, want %q", tt.base, tt.up, got, tt.want)
+		}
+		if got, shim := HostURL(tt.base, tt.up), mirror.HostURL(tt.base, tt.up); got != shim {
+			t.Errorf("HostURL(%q, %q) = %q, but the shim routes %q", tt.base, tt.up, got, shim)
 		}
 	}
 }

@@ -354,27 +354,35 @@ func TestSetupPullsThroughShim(t *testing.T) {
 		ns := clientNS
 		certDir := filepath.Join(fakeCertsDir(t, fake), fake.RegistryHost())
 		logFile := filepath.Join(t.TempDir(), "helper.log")
-		dst := filepath.Join(t.TempDir(), "image")
-		cmd := ns.Command(t.Context(), "skopeo",
-			"--registries-conf", filepath.Join(root, hosts.DefaultRegistriesDropIn),
-			"--insecure-policy", "copy", "--quiet",
-			"--src-authfile", filepath.Join(root, hosts.DefaultContainersAuth),
-			"--src-cert-dir", certDir,
-			"docker://registry.k8s.io/kube-proxy:v1.30.0", "dir:"+dst)
-		cmd.Env = credHelperEnv(t, fake, helperDir, t.TempDir(), logFile)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("skopeo copy: %v\n%s", err, out)
-		}
-		manifest, err := os.ReadFile(filepath.Join(dst, "manifest.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := sha256Digest(manifest), fake.Upstream("registry.k8s.io").Image("kube-proxy:v1.30.0").Digest; got != want {
-			t.Errorf("skopeo copied manifest %s, want %s", got, want)
+		cacheDir := t.TempDir()
+		for _, img := range []struct{ ref, upstream, repoTag string }{
+			{"registry.k8s.io/kube-proxy:v1.30.0", "registry.k8s.io", "kube-proxy:v1.30.0"},
+			// An official image named without library/: the mirror location
+			// must get it right.
+			{"docker.io/busybox:latest", "docker.io", "library/busybox:latest"},
+		} {
+			dst := filepath.Join(t.TempDir(), "image")
+			cmd := ns.Command(t.Context(), "skopeo",
+				"--registries-conf", filepath.Join(root, hosts.DefaultRegistriesDropIn),
+				"--insecure-policy", "copy", "--quiet",
+				"--src-authfile", filepath.Join(root, hosts.DefaultContainersAuth),
+				"--src-cert-dir", certDir,
+				"docker://"+img.ref, "dir:"+dst)
+			cmd.Env = credHelperEnv(t, fake, helperDir, cacheDir, logFile)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("skopeo copy %s: %v\n%s", img.ref, err, out)
+			}
+			manifest, err := os.ReadFile(filepath.Join(dst, "manifest.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := sha256Digest(manifest), fake.Upstream(img.upstream).Image(img.repoTag).Digest; got != want {
+				t.Errorf("skopeo copied %s manifest %s, want %s", img.ref, got, want)
+			}
 		}
 	})
 
-	for _, repo := range []string{"docker-hub/library/nginx", "ecr-public/nginx/nginx", "quay/prometheus/node-exporter", "kubernetes/kube-proxy"} {
+	for _, repo := range []string{"docker-hub/library/nginx", "docker-hub/library/busybox", "ecr-public/nginx/nginx", "quay/prometheus/node-exporter", "kubernetes/kube-proxy"} {
 		if !slices.Contains(fake.Repositories(), repo) {
 			t.Errorf("no pull-through import of %q: repositories %q", repo, fake.Repositories())
 		}
