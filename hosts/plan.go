@@ -384,3 +384,26 @@ func DetectDockerVersion(ctx context.Context, root string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// ShadowedHosts lists the upstreams of m whose hosts.toml in certsDir
+// containerd will not read because a directory before certsDir in
+// configPath (a config_path list) already has a host directory for them
+// (or a _default one): containerd uses the first match.
+func ShadowedHosts(root, configPath, certsDir string, m *rewrite.Mapping) []string {
+	var out []string
+	for _, d := range filepath.SplitList(configPath) {
+		if filepath.Clean(d) == filepath.Clean(certsDir) {
+			break
+		}
+		exists := func(name string) bool {
+			fi, err := os.Stat(inRoot(root, filepath.Join(d, name)))
+			return err == nil && fi.IsDir()
+		}
+		for _, up := range upstreams(m) {
+			if !slices.Contains(out, up) && (exists(HostDir(up)) || exists(up) || exists("_default")) {
+				out = append(out, up)
+			}
+		}
+	}
+	return out
+}

@@ -87,3 +87,16 @@ func TestParseDockerVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestShadowedHosts(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, root, "/etc/docker/certs.d/quay.io/ca.crt", "x", 0o644)
+	m := testMapping(t)
+	if got := ShadowedHosts(root, "/etc/docker/certs.d:"+DefaultCertsDir, DefaultCertsDir, m); len(got) != 1 || got[0] != "quay.io" {
+		t.Errorf("shadowed = %q, want quay.io", got)
+	}
+	if got := ShadowedHosts(root, DefaultCertsDir+":/etc/docker/certs.d", DefaultCertsDir, m); len(got) != 0 {
+		t.Errorf("certs.d first: shadowed = %q, want none", got)
+	}
+}

@@ -80,9 +80,12 @@ the configure commands did, byte for byte.`,
 				if err != nil {
 					return err
 				}
-				cp, _, err := hosts.PlanContainerd(f.root, containerdConfig, certsDir)
+				cp, ed, err := hosts.PlanContainerd(f.root, containerdConfig, certsDir)
 				if err != nil {
 					return err
+				}
+				if sh := hosts.ShadowedHosts(f.root, ed.ConfigPath, certsDir, m); len(sh) > 0 {
+					cp.Notes = append(cp.Notes, fmt.Sprintf("CRI will not use the shim for %s: a directory before %s in config_path has hosts for them", strings.Join(sh, ", "), certsDir))
 				}
 				plans = append(plans, hp, cp)
 			}
