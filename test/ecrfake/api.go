@@ -45,9 +45,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, &apiError{http.StatusBadRequest, "SerializationException", "could not read request body"})
 		return
 	}
+	if isQueryRequest(r) {
+		s.serveSTS(w, r, body)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	var service, region, op string
 	switch {
+	case strings.HasPrefix(target, secretsTargetPrefix):
+		service, region, op = "secretsmanager", s.opts.Region, strings.TrimPrefix(target, secretsTargetPrefix)
+		ri.operation = "secretsmanager:" + op
 	case strings.HasPrefix(target, ecrTargetPrefix):
 		service, region, op = "ecr", s.opts.Region, strings.TrimPrefix(target, ecrTargetPrefix)
 	case strings.HasPrefix(target, ecrPublicTargetPrefix):
@@ -72,8 +79,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if denied {
 		action := service + ":" + op
 		resource := fmt.Sprintf("arn:aws:ecr:%s:%s:repository/*", s.opts.Region, s.opts.AccountID)
-		if service == "ecr-public" {
+		switch service {
+		case "ecr-public":
 			resource = "*"
+		case "secretsmanager":
+			resource = fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:*", s.opts.Region, s.opts.AccountID)
 		}
 		writeAPIError(w, &apiError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf(
 			"User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action",
@@ -82,7 +92,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	var out any
 	var aerr *apiError
-	if service == "ecr-public" {
+	if service == "secretsmanager" {
+		switch op {
+		case "DescribeSecret":
+			out, aerr = s.apiDescribeSecret(body)
+		default:
+			aerr = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
+		}
+	} else if service == "ecr-public" {
 		switch op {
 		case "GetAuthorizationToken":
 			out, aerr = s.apiPublicGetAuthorizationToken()

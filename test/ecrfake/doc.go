@@ -8,8 +8,10 @@
 //
 //   - API (plain HTTP, APIURL): GetAuthorizationToken, DescribePullThroughCacheRules,
 //     CreatePullThroughCacheRule, DeletePullThroughCacheRule, DescribeRepositories,
-//     GetRegistryPolicy, PutRegistryPolicy, and ECR Public's GetAuthorizationToken
-//     (target SpencerFrontendService). Point the AWS SDK at it with Env().
+//     GetRegistryPolicy, PutRegistryPolicy, ECR Public's GetAuthorizationToken
+//     (target SpencerFrontendService), STS GetCallerIdentity (query protocol)
+//     and Secrets Manager DescribeSecret (PutSecret, DeleteSecret). Point the
+//     AWS SDK at it with Env().
 //   - Registry (TLS, RegistryHost): Basic AWS:<token> auth; manifests by tag
 //     and digest with Accept negotiation; blob GETs answered 307 to S3.
 //   - S3 (TLS, S3Host): presigned GET URLs only, Range requests, refuses any
@@ -34,6 +36,9 @@
 //     and try again.").
 //   - DenyImport: a first pull answers 403 with code DENIED and an IAM-style
 //     message naming ecr:BatchImportUpstreamImage; cached images still pull.
+//     A registry policy Allow statement granting the caller (CallerARN, its
+//     account, or "*") ecr:BatchImportUpstreamImage and ecr:CreateRepository
+//     on the repository lifts it.
 //   - An image the fake cannot fetch upstream (upstream stopped, or no such
 //     image): 404 MANIFEST_UNKNOWN "Requested image not found". A path whose
 //     prefix has no rule: 404 NAME_UNKNOWN.

@@ -44,6 +44,11 @@ type Options struct {
 	// Rules are the pull-through cache rules the registry starts with.
 	// Default DefaultRules(). Use a non-nil empty slice for no rules.
 	Rules []Rule
+	// Secrets are the names of the Secrets Manager secrets that exist, such
+	// as "ecr-pullthroughcache/docker-hub" (DescribeSecret finds them by
+	// name or ARN). Default: the secrets the credentialArns of Rules name.
+	// Use a non-nil empty slice for none.
+	Secrets []string
 	// LogWriter, when set, receives one human-readable line per request on
 	// every listener (tokens and presigned signatures are redacted).
 	LogWriter io.Writer

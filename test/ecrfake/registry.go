@@ -365,6 +365,14 @@ func (s *Server) resolveManifest(ctx context.Context, name, ref string) (storedM
 		}
 	}
 	deny := s.denyImport
+	if deny {
+		// A registry policy statement lifts the missing IAM permission.
+		actions := []string{"ecr:BatchImportUpstreamImage"}
+		if repo == nil {
+			actions = append(actions, "ecr:CreateRepository")
+		}
+		deny = !s.policyGrants(s.policy, fmt.Sprintf("arn:aws:ecr:%s:%s:repository/%s", s.opts.Region, s.opts.AccountID, name), actions...)
+	}
 	s.mu.Unlock()
 
 	if have && (byDigest || s.now().Sub(checked) < s.opts.RecheckInterval) {

@@ -41,6 +41,7 @@ type Server struct {
 	mu         sync.Mutex
 	rules      []Rule
 	policy     string
+	secrets    map[string]bool      // Secrets Manager secret names
 	tokens     map[string]time.Time // registry password -> expiry
 	denyImport bool
 	denyOps    map[string]bool
@@ -73,6 +74,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		importMu:   map[string]*sync.Mutex{},
 		now:        time.Now,
 		generated:  map[string]*fileLayer{},
+		secrets:    map[string]bool{},
 	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
@@ -91,6 +93,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			r.UpdatedAt = r.CreatedAt
 		}
 		s.rules = append(s.rules, r)
+		if o.Secrets == nil && r.CredentialArn != "" {
+			s.secrets[secretName(r.CredentialArn)] = true
+		}
+	}
+	for _, name := range o.Secrets {
+		s.secrets[name] = true
 	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "ecrfake-")
@@ -241,6 +249,8 @@ func (s *Server) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL_ECR=" + s.APIURL(),
 		"AWS_ENDPOINT_URL_ECR_PUBLIC=" + s.APIURL(),
+		"AWS_ENDPOINT_URL_STS=" + s.APIURL(),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.APIURL(),
 		"AWS_ACCESS_KEY_ID=" + s.opts.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + s.opts.SecretAccessKey,
 		"AWS_REGION=" + s.opts.Region,
@@ -281,8 +291,12 @@ func (s *Server) HTTPClient() *http.Client {
 	return &http.Client{Transport: s.transport}
 }
 
-// DenyImport simulates a principal lacking ecr:BatchImportUpstreamImage:
-// while set, an image not yet in the cache cannot be pulled through it.
+// DenyImport simulates a principal lacking ecr:BatchImportUpstreamImage
+// (and ecr:CreateRepository) in its IAM policies: while set, an image not
+// yet in the cache cannot be pulled through it, unless the registry policy
+// (PutRegistryPolicy) grants the caller ecr:BatchImportUpstreamImage on the
+// repository, and ecr:CreateRepository too when the repository does not
+// exist yet, as a registry policy does on ECR.
 func (s *Server) DenyImport(deny bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
