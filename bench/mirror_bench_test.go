@@ -151,10 +151,12 @@ func BenchmarkMirror(b *testing.B) {
 	for range b.N {
 		b.Run("pull-1GiB", func(b *testing.B) { benchPull(b, fake, shim) })
 		b.Run("head-latency", func(b *testing.B) { benchHeadLatency(b, fake, shim) })
+		b.Run("shim-rss", func(b *testing.B) {
+			rss := shim.peakRSSMiB(b)
+			b.ReportMetric(rss, "peak-RSS-MiB")
+			b.Logf("shim process peak RSS (VmHWM) over the 1 GiB pulls and up to 256 concurrent clients: %.1f MiB (goal ≤ %d MiB)", rss, goalPeakRSSMiB)
+		})
 	}
-	rss := shim.peakRSSMiB(b)
-	b.ReportMetric(rss, "peak-RSS-MiB")
-	b.Logf("shim peak RSS (VmHWM) after the pulls and 256 concurrent clients: %.1f MiB (goal ≤ %d MiB)", rss, goalPeakRSSMiB)
 }
 
 func benchPull(b *testing.B, fake *ecrfake.Server, shim *shimProcess) {
@@ -176,8 +178,14 @@ func benchPull(b *testing.B, fake *ecrfake.Server, shim *shimProcess) {
 	direct := fake.RegistryHost() + "/docker-hub/bench/big:v1"
 	viaShim := "docker.io/bench/big:v1"
 
+	// Keep the client's content store in memory when /dev/shm is there, so
+	// disk write-back of one pull does not slow the next one down.
+	storeRoot := os.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		storeRoot = "/dev/shm"
+	}
 	pull := func(ref, hostsDir string) time.Duration {
-		store := filepath.Join(os.TempDir(), fmt.Sprintf("ecr-ptc-bench-%d", time.Now().UnixNano()))
+		store := filepath.Join(storeRoot, fmt.Sprintf("ecr-ptc-bench-%d", time.Now().UnixNano()))
 		defer os.RemoveAll(store)
 		ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 		defer cancel()
@@ -203,18 +211,28 @@ func benchPull(b *testing.B, fake *ecrfake.Server, shim *shimProcess) {
 	// The first pull makes ECR import the image from the upstream; it is
 	// not measured.
 	b.Logf("warm-up pull through ECR's import: %s", pull(direct, directHosts).Round(time.Millisecond))
+	// Alternate which goes first, so neither profits from the other's
+	// warm caches.
 	var directs, shims []time.Duration
-	for range 2 {
-		directs = append(directs, pull(direct, directHosts))
-		shims = append(shims, pull(viaShim, shimHosts))
+	for i := range pullRounds {
+		if i%2 == 0 {
+			directs = append(directs, pull(direct, directHosts))
+			shims = append(shims, pull(viaShim, shimHosts))
+		} else {
+			shims = append(shims, pull(viaShim, shimHosts))
+			directs = append(directs, pull(direct, directHosts))
+		}
 	}
-	dBest, sBest := slices.Min(directs), slices.Min(shims)
-	ratio := float64(sBest) / float64(dBest)
+	dMed, sMed := median(directs), median(shims)
+	ratio := float64(sMed) / float64(dMed)
+	bestRatio := float64(slices.Min(shims)) / float64(slices.Min(directs))
 	b.ReportMetric(ratio, "pull-ratio")
-	b.ReportMetric(dBest.Seconds(), "direct-pull-s")
-	b.ReportMetric(sBest.Seconds(), "shim-pull-s")
-	b.Logf("1 GiB pull, best of 2: direct %s, through the shim %s: ratio %.3f (goal ≤ %.2f, blob redirects passed to the client); all runs direct %v shim %v",
-		dBest.Round(time.Millisecond), sBest.Round(time.Millisecond), ratio, goalPullRatio, directs, shims)
+	b.ReportMetric(bestRatio, "pull-ratio-best")
+	b.ReportMetric(dMed.Seconds(), "direct-pull-s")
+	b.ReportMetric(sMed.Seconds(), "shim-pull-s")
+	b.Logf("1 GiB pull, median of %d alternating runs: direct %s, through the shim %s: ratio %.3f (best-of ratio %.3f; goal ≤ %.2f, blob redirects passed to the client)",
+		pullRounds, dMed.Round(time.Millisecond), sMed.Round(time.Millisecond), ratio, bestRatio, goalPullRatio)
+	b.Logf("all runs: direct %v, shim %v (client, fake ECR/S3 and shim share this machine's CPUs: expect noise)", round(directs), round(shims))
 }
 
 func benchHeadLatency(b *testing.B, fake *ecrfake.Server, shim *shimProcess) {
@@ -240,6 +258,26 @@ func benchHeadLatency(b *testing.B, fake *ecrfake.Server, shim *shimProcess) {
 		b.Logf("manifest HEAD, %3d clients x %3d: direct p50 %7.3f ms p99 %7.3f ms | shim p50 %7.3f ms p99 %7.3f ms | added p50 %+.3f ms (goal ≤ %.1f)",
 			clients, perClient, msOf(d.p50), msOf(d.p99), msOf(s.p50), msOf(s.p99), added, goalAddedP50Ms)
 	}
+}
+
+// pullRounds is how many times each way pulls the 1 GiB image.
+const pullRounds = 4
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func round(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

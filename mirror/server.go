@@ -117,7 +117,9 @@ func New(o Options) (*Server, error) {
 
 // NewTransport returns the production transport to ECR and S3: HTTP/2 where
 // offered, bounded dial and TLS handshake times, no transparent
-// decompression, and enough idle connections for 256 concurrent clients.
+// decompression, and at most 64 connections per host (over HTTP/1.1 a
+// manifest request holds one only for about a millisecond, so 64 serve 256
+// concurrent clients; each idle TLS connection costs memory).
 func NewTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -127,8 +129,9 @@ func NewTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64,
+		MaxConnsPerHost:       64,
 		IdleConnTimeout:       90 * time.Second,
 	}
 }
