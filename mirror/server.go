@@ -302,7 +302,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	defer resp.Body.Close()
 
 	switch {
-	case isRedirect(resp.StatusCode) && s.follow && rt.kind == kindBlob && r.Method == http.MethodGet:
+	case isRedirect(resp.StatusCode) && s.follow && rt.kind == kindBlob:
 		return s.followRedirect(ctx, cancel, w, r, resp)
 	case resp.StatusCode < 400:
 		return s.relay(ctx, cancel, w, r, resp, nil)
@@ -396,7 +396,7 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 			resp.Body.Close()
 		}
 		drain(first.Body)
-		out, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+		out, err := http.NewRequestWithContext(ctx, r.Method, loc.String(), nil)
 		if err != nil {
 			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", redactURL(loc), redactErr(err))
 			e.write(w, r)

@@ -451,6 +451,10 @@ func TestBlobRedirectFollow(t *testing.T) {
 		{name: "range", rng: "bytes=10-19", wantStatus: 206, want: s3Blob[10:20]},
 		{name: "open range", rng: fmt.Sprintf("bytes=%d-", len(s3Blob)-5), wantStatus: 206, want: s3Blob[len(s3Blob)-5:]},
 	}
+	resp, body := do(t, http.MethodHead, shim+"/v2/library/nginx/blobs/"+testDigest, nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(s3Blob)) {
+		t.Fatalf("HEAD blob = %d, Content-Length %q, want 200 and %d from S3", resp.StatusCode, resp.Header.Get("Content-Length"), len(s3Blob))
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{}
