@@ -48,6 +48,7 @@ var images = []image{
 
 func main() {
 	verbose := flag.Bool("v", false, "also print the shim's JSON log lines")
+	mode := flag.String("mode", "auto", "how to pull: daemon (containerd + ctr, needs root), in-process (containerd's Go resolver), or auto")
 	follow := flag.Bool("follow-redirects", false, "let the shim fetch S3 redirects itself instead of passing them to the client")
 	flag.Parse()
 	// containerd's content store warns about fsverity on most file systems;
@@ -55,7 +56,7 @@ func main() {
 	_ = log.SetLevel("error")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *verbose, *follow); err != nil {
+	if err := run(ctx, os.Stdout, *mode, *verbose, *follow); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -109,7 +110,12 @@ func shorten(p string) string {
 	return p
 }
 
-func run(ctx context.Context, out io.Writer, verbose, follow bool) error {
+func run(ctx context.Context, out io.Writer, mode string, verbose, follow bool) error {
+	switch mode {
+	case "auto", "daemon", "in-process":
+	default:
+		return fmt.Errorf("--mode %q: want auto, daemon or in-process", mode)
+	}
 	tmp, err := os.MkdirTemp("", "ecr-ptc-demo-")
 	if err != nil {
 		return err
@@ -161,9 +167,54 @@ func run(ctx context.Context, out io.Writer, verbose, follow bool) error {
 	}
 	fmt.Fprintf(out, "   --- docker.io/hosts.toml ---\n%s   ---\n", indent(string(b), "   "))
 
+	failed := 0
+	useDaemon := mode == "daemon"
+	if mode == "auto" {
+		if why := daemonMissing(); why != "" {
+			fmt.Fprintf(out, "\n(containerd daemon not used: %s; pulling with containerd's resolver in process)\n", why)
+		} else {
+			useDaemon = true
+		}
+	}
+	if useDaemon {
+		n, err := pullWithDaemon(ctx, out, p, env, certsDir, tmp)
+		if err != nil {
+			if mode == "daemon" {
+				return err
+			}
+			fmt.Fprintf(out, "\n(containerd daemon failed: %v; pulling with containerd's resolver in process)\n", err)
+			useDaemon = false
+		}
+		failed = n
+	}
+	if !useDaemon {
+		failed = pullInProcess(ctx, out, p, env, certsDir, tmp)
+	}
+
+	repos := fake.Repositories()
+	sort.Strings(repos)
+	fmt.Fprintf(out, "\n== ECR repositories the pull-through cache created: %s\n", strings.Join(repos, ", "))
+	if failed > 0 {
+		return fmt.Errorf("%d of %d pulls failed or gave a wrong digest", failed, len(images))
+	}
+	fmt.Fprintf(out, "== all %d pulls came through the shim from the account's ECR; cleaning up\n", len(images))
+	return nil
+}
+
+func indent(s, prefix string) string {
+	lines := strings.SplitAfter(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "") + "\n"
+}
+
+// pullInProcess pulls every demo image with containerd's resolver and
+// fetcher in this process.
+func pullInProcess(ctx context.Context, out io.Writer, p *printer, env *mirrortest.Env, certsDir, tmp string) (failed int) {
+	fake := env.Fake
 	fmt.Fprintln(out, "\n== pulling unchanged public references with containerd's resolver (in process, like `ctr image pull --hosts-dir`)")
 	fmt.Fprintln(out, "   each hop is printed when its answer arrives; the shim passes ECR's 307 to S3 on to the client")
-	failed := 0
 	for i, img := range images {
 		want := fake.Upstream(img.upstream).Image(img.repoTag)
 		fmt.Fprintf(out, "\n-- %s\n", img.ref)
@@ -200,20 +251,5 @@ func run(ctx context.Context, out io.Writer, verbose, follow bool) error {
 			img.ref, res.Name, res.Digest, ok, res.Blobs, res.Bytes, time.Since(start).Round(time.Millisecond))
 	}
 
-	repos := fake.Repositories()
-	sort.Strings(repos)
-	fmt.Fprintf(out, "\n== ECR repositories the pull-through cache created: %s\n", strings.Join(repos, ", "))
-	if failed > 0 {
-		return fmt.Errorf("%d of %d pulls failed or gave a wrong digest", failed, len(images))
-	}
-	fmt.Fprintf(out, "== all %d pulls came through the shim from the account's ECR; cleaning up\n", len(images))
-	return nil
-}
-
-func indent(s, prefix string) string {
-	lines := strings.SplitAfter(strings.TrimRight(s, "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = prefix + l
-	}
-	return strings.Join(lines, "") + "\n"
+	return failed
 }

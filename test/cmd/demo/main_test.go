@@ -16,7 +16,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, follow := range []bool{false, true} {
 		var out bytes.Buffer
-		if err := run(t.Context(), &out, false, follow); err != nil {
+		if err := run(t.Context(), &out, "in-process", false, follow); err != nil {
 			t.Fatalf("demo (follow redirects %v): %v\n%s", follow, err, out.String())
 		}
 		if !strings.Contains(out.String(), "all 5 pulls came through the shim") {
