@@ -273,7 +273,7 @@ func TestPing(t *testing.T) {
 	_, shim := newShim(t, ecr, shimOpts{})
 	for _, p := range []string{"/v2/", "/v2", "/mirror/quay.io/v2/", "/v2/?ns=docker.io"} {
 		resp, body := do(t, http.MethodGet, shim+p, nil)
-		if resp.StatusCode != 200 || resp.Header.Get("Docker-Distribution-API-Version") != "registry/2.0" || string(body) != "{}" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Distribution-API-Version") != "registry/2.0" || string(body) != "{}" {
 			t.Fatalf("GET %s = %d %q %v", p, resp.StatusCode, body, resp.Header)
 		}
 	}
@@ -452,7 +452,7 @@ func TestBlobRedirectFollow(t *testing.T) {
 		{name: "open range", rng: fmt.Sprintf("bytes=%d-", len(s3Blob)-5), wantStatus: 206, want: s3Blob[len(s3Blob)-5:]},
 	}
 	resp, body := do(t, http.MethodHead, shim+"/v2/library/nginx/blobs/"+testDigest, nil)
-	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(s3Blob)) {
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(s3Blob)) {
 		t.Fatalf("HEAD blob = %d, Content-Length %q, want 200 and %d from S3", resp.StatusCode, resp.Header.Get("Content-Length"), len(s3Blob))
 	}
 	for _, tt := range tests {
@@ -511,11 +511,11 @@ func TestFailuresAreQuickAndHonest(t *testing.T) {
 		wantCode   string
 		wantRetry  string
 	}{
-		{name: "500", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }, wantStatus: 503, wantCode: "UNAVAILABLE"},
-		{name: "502", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502) }, wantStatus: 503, wantCode: "UNAVAILABLE"},
+		{name: "500", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }, wantStatus: 503, wantCode: "UNAVAILABLE"},
+		{name: "502", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }, wantStatus: 503, wantCode: "UNAVAILABLE"},
 		{name: "429", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "3")
-			w.WriteHeader(429)
+			w.WriteHeader(http.StatusTooManyRequests)
 		}, wantStatus: 429, wantCode: "TOOMANYREQUESTS", wantRetry: "3"},
 		{name: "header timeout", handler: func(w http.ResponseWriter, r *http.Request) {
 			select {
@@ -527,7 +527,7 @@ func TestFailuresAreQuickAndHonest(t *testing.T) {
 		{name: "no token", handler: okManifest, tokensErr: errors.New("no credentials"), wantStatus: 503, wantCode: "UNAVAILABLE"},
 		{name: "ecr 404 passes", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(404)
+			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`)
 		}, wantStatus: 404, wantCode: "MANIFEST_UNKNOWN"},
 	}
@@ -583,7 +583,7 @@ func TestManifestLogLine(t *testing.T) {
 	var logs bytes.Buffer
 	_, shim := newShim(t, ecr, shimOpts{log: &logs})
 	resp, _ := do(t, http.MethodGet, shim+"/v2/nginx/manifests/1.27?ns=docker.io", nil)
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET = %d", resp.StatusCode)
 	}
 	var line map[string]any
@@ -612,7 +612,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 	do(t, http.MethodHead, shim+"/v2/library/nginx/manifests/latest", nil)
 	do(t, http.MethodHead, shim+"/v2/x/manifests/latest?ns=unknown.example", nil)
 	resp, body := do(t, http.MethodGet, shim+"/healthz", nil)
-	if resp.StatusCode != 200 || string(body) != "ok\n" {
+	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
 		t.Fatalf("healthz = %d %q", resp.StatusCode, body)
 	}
 	_, body = do(t, http.MethodGet, shim+"/metrics", nil)

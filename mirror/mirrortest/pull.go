@@ -126,7 +126,7 @@ func Pull(ctx context.Context, ref string, o PullOptions) (PullResult, error) {
 			return PullResult{}, fmt.Errorf("open content store %q: %w", o.StoreDir, err)
 		}
 	}
-	var rt http.RoundTripper = http.DefaultTransport
+	rt := http.DefaultTransport
 	if o.Transport != nil {
 		rt = o.Transport
 	}

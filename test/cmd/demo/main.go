@@ -81,12 +81,12 @@ func (p *printer) hop(from, method, rawURL string, status int) {
 		return
 	}
 	to := u.Host
-	switch {
-	case u.Host == p.shim:
+	switch u.Host {
+	case p.shim:
 		to = "shim"
-	case u.Host == p.ecr:
+	case p.ecr:
 		to = "ECR"
-	case u.Host == p.s3:
+	case p.s3:
 		to = "S3"
 	}
 	path := u.Path
