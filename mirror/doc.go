@@ -49,10 +49,31 @@
 // itself, without the ECR Authorization header, and streams it through a
 // small fixed buffer.
 //
+// The ECR token comes from a TokenSource (the credentials Provider, which
+// renews it ahead of expiry). When ECR answers 401 the shim invalidates the
+// token, gets a fresh one and retries once.
+//
 // Failures are answered quickly with a registry error the client
-// understands (ECR unreachable or timed out: 503/504 UNAVAILABLE; ECR 5xx:
-// 503; 429: 429 TOOMANYREQUESTS), so containerd moves on to its next host and
-// Docker retries against Docker Hub.
+// understands, and logged with a reason: ECR unreachable 503 and timed out
+// 504 (both UNAVAILABLE), ECR 5xx 503 UNAVAILABLE, 429 TOOMANYREQUESTS with
+// ECR's Retry-After, a fresh token refused 403 DENIED, an upstream without a
+// rule 404 NAME_UNKNOWN. containerd then moves on to its next host (the
+// hosts.toml server) and Docker retries against Docker Hub. A body that
+// breaks off mid-stream aborts the client connection, so a client never
+// mistakes a short blob for a whole one.
+//
+// # Operations
+//
+// /healthz answers 200 while serving and 503 while draining, without
+// contacting ECR. /metrics serves Prometheus metrics from a registry of the
+// shim's own: ecr_ptc_mirror_requests_total{upstream,kind,code},
+// ecr_ptc_mirror_request_duration_seconds{kind},
+// ecr_ptc_mirror_failures_total{reason}, ecr_ptc_mirror_token_renewals_total
+// and ecr_ptc_mirror_streamed_bytes_total. Each manifest request logs one
+// line (upstream, repository, reference, ECR repository, status, duration).
+// Serve drains requests in flight when its context ends; Notify speaks
+// systemd's readiness protocol; Listen refuses non-loopback addresses unless
+// allowed.
 //
 // The package must never log or return a token, a password or the query of a
 // presigned URL, and must never buffer a whole blob in memory or on disk.
