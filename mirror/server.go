@@ -380,6 +380,7 @@ func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.
 func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, first *http.Response) (result, string) {
 	digestHeader := first.Header.Get("Docker-Content-Digest")
 	resp := first
+	var host string // host of the last Location
 	for hop := 0; ; hop++ {
 		if hop == 5 {
 			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "blob redirected more than 5 times")
@@ -403,6 +404,7 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 			return result{status: e.status, reason: e.reason}, e.message
 		}
 		copyRequestHeaders(out.Header, r.Header)
+		host = loc.Host
 		resp, err = s.send(cancel, out)
 		if err != nil {
 			e := s.transportError(ctx, err, "blob storage "+strconv.Quote(loc.Host))
@@ -415,9 +417,9 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		e := s.statusError(resp, "blob storage "+strconv.Quote(resp.Request.URL.Host))
+		e := s.statusError(resp, "blob storage "+strconv.Quote(host))
 		if e == nil {
-			e = newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "s3_error", "blob storage %q answered %d", resp.Request.URL.Host, resp.StatusCode)
+			e = newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "s3_error", "blob storage %q answered %d", host, resp.StatusCode)
 		}
 		e.write(w, r)
 		return result{status: e.status, reason: e.reason}, e.message
