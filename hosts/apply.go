@@ -267,41 +267,31 @@ func Apply(root string, plans ...Plan) (Result, error) {
 	for _, t := range todo {
 		c := t.c
 		full := inRoot(root, c.Path)
-		e := j.find(c.Path)
-		var keep *fs.FileInfo
+		var cur fs.FileInfo // the file being replaced, nil for a new one
 		if c.Exists {
-			fi, err := os.Lstat(full)
-			if err != nil {
+			if cur, err = os.Lstat(full); err != nil {
 				return res, fmt.Errorf("%q: %w", c.Path, err)
 			}
-			keep = &fi
 		}
-		if e == nil {
-			dirs, err := mkdirAll(root, filepath.Dir(c.Path), 0o755)
-			if err != nil {
-				return res, err
-			}
-			for _, d := range dirs {
-				j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
-			}
-			ne := entry{Component: t.component, Path: c.Path, Kind: "created"}
-			if c.Exists {
-				fi := *keep
-				ne.Kind = "modified"
-				ne.Mode = fi.Mode().Perm()
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					ne.UID, ne.GID = int(st.Uid), int(st.Gid)
-				}
-				ne.Backup = strconv.Itoa(len(j.Entries)) + "-" + filepath.Base(c.Path)
-				for j.hasBackup(ne.Backup) {
-					ne.Backup = "x" + ne.Backup
-				}
-				if err := writeAtomic(inRoot(root, UndoDir+"/backups/"+ne.Backup), c.Old, 0o600, nil); err != nil {
+		dirs, err := mkdirAll(root, filepath.Dir(c.Path), 0o755)
+		if err != nil {
+			return res, err
+		}
+		for _, d := range dirs {
+			j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
+		}
+		e := j.find(c.Path)
+		switch {
+		case e == nil:
+			j.Entries = append(j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created"})
+			e = &j.Entries[len(j.Entries)-1]
+			if cur != nil {
+				if err := j.backup(root, e, cur, c.Old); err != nil {
 					return res, err
 				}
 			}
-			j.Entries = append(j.Entries, ne)
-			e = &j.Entries[len(j.Entries)-1]
+		case cur != nil && sum(c.Old) != e.Written && e.Written != "":
+			res.Notes = append(res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
 		}
 		e.Written = sum(c.New)
 		if c.Remove {
@@ -321,10 +311,10 @@ func Apply(root string, plans ...Plan) (Result, error) {
 		if mode == 0 {
 			mode = 0o644
 		}
-		if keep != nil {
-			mode = (*keep).Mode().Perm()
+		if cur != nil {
+			mode = cur.Mode().Perm()
 		}
-		if err := writeAtomic(full, c.New, mode, keep); err != nil {
+		if err := writeAtomic(full, c.New, mode, cur); err != nil {
 			return res, fmt.Errorf("write %q: %w", c.Path, err)
 		}
 		if c.Exists {
@@ -334,6 +324,25 @@ func Apply(root string, plans ...Plan) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// backup makes e a "modified" entry whose original is old, with cur's mode
+// and owner.
+func (j *journal) backup(root string, e *entry, cur fs.FileInfo, old []byte) error {
+	e.Kind = "modified"
+	e.Mode = cur.Mode().Perm()
+	if st, ok := cur.Sys().(*syscall.Stat_t); ok {
+		e.UID, e.GID = int(st.Uid), int(st.Gid)
+	}
+	name := strconv.Itoa(len(j.Entries)) + "-" + filepath.Base(e.Path)
+	for j.hasBackup(name) {
+		name = "x" + name
+	}
+	if err := writeAtomic(inRoot(root, UndoDir+"/backups/"+name), old, 0o600, nil); err != nil {
+		return err
+	}
+	e.Backup = name
+	return nil
 }
 
 func (j *journal) hasBackup(name string) bool {
@@ -370,7 +379,7 @@ func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
 // writeAtomic replaces path with data: a temporary file in the same
 // directory, written, given mode (and the owner of like, if not nil),
 // synced and renamed over path, then the directory synced.
-func writeAtomic(path string, data []byte, mode fs.FileMode, like *fs.FileInfo) (err error) {
+func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ecr-ptc-*")
 	if err != nil {
@@ -390,7 +399,7 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, like *fs.FileInfo) 
 		return err
 	}
 	if like != nil {
-		if st, ok := (*like).Sys().(*syscall.Stat_t); ok {
+		if st, ok := like.Sys().(*syscall.Stat_t); ok {
 			if err = f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
 				return err
 			}
@@ -420,7 +429,8 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, like *fs.FileInfo) 
 // mode and owner back; a file Apply created is removed; a directory Apply
 // created is removed when empty. A file changed by someone after Apply wrote
 // it is left alone and listed in Result.Kept (its original stays in the
-// journal for a later run), unless force is set. When the journal empties,
+// journal for a later run), unless force is set; a hosts.toml Apply created
+// to which someone added hosts keeps their hosts and loses the shim's. When the journal empties,
 // it and the directories made for it are removed too, so undo leaves the
 // tree as it was.
 func Undo(root string, force bool, components ...string) (Result, error) {
@@ -517,6 +527,18 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 		}
 		if !ok {
 			return false, nil
+		}
+		if isManaged(cur) && filepath.Base(e.Path) == "hosts.toml" {
+			// A hosts.toml ecr-ptc created in which someone added hosts
+			// outside ecr-ptc's part: keep their hosts, drop the shim.
+			if orig, err := OriginalHostsTOML(cur); err == nil && orig != nil {
+				if err := writeAtomic(full, orig, 0o644, nil); err != nil {
+					return true, fmt.Errorf("write %q: %w", e.Path, err)
+				}
+				res.Restored = append(res.Restored, e.Path)
+				res.Notes = append(res.Notes, fmt.Sprintf("kept %q with the hosts someone added to it, without the shim", e.Path))
+				return false, nil
+			}
 		}
 		if sum(cur) != e.Written && !force {
 			res.Kept = append(res.Kept, e.Path)

@@ -390,3 +390,38 @@ func TestConcurrentApply(t *testing.T) {
 		t.Errorf("tree after Undo differs from before: %q", d)
 	}
 }
+
+func TestUndoKeepsHostsAddedToCreatedFile(t *testing.T) {
+	t.Parallel()
+	root := seedTree(t)
+	if _, err := Apply(root, planAll(t, root)...); err != nil {
+		t.Fatal(err)
+	}
+	ghcr := filepath.Join(root, DefaultCertsDir, "ghcr.io", "hosts.toml")
+	b, err := os.ReadFile(ghcr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := "\n[host.\"https://ghcr-mirror.internal\"]\n  capabilities = [\"pull\"]\n"
+	if err := os.WriteFile(ghcr, append(b, added...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A second run keeps the added host and says what undo will do.
+	res, err := Apply(root, planAll(t, root)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notes) == 0 {
+		t.Error("Apply said nothing about a file edited since ecr-ptc wrote it")
+	}
+	if _, err := Undo(root, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(ghcr)
+	if err != nil {
+		t.Fatalf("Undo deleted a hosts.toml someone added a host to: %v", err)
+	}
+	if strings.Contains(string(got), "mirror/ghcr.io") || !strings.Contains(string(got), "ghcr-mirror.internal") {
+		t.Errorf("after Undo ghcr.io hosts.toml = %q, want only the added host", got)
+	}
+}
