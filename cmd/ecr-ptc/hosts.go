@@ -153,6 +153,9 @@ func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
 			fmt.Fprintf(a.stdout, "%s: %s\n", v.Component, strings.TrimPrefix(n, v.Component+": "))
 		}
 	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(a.stderr, "ecr-ptc: note: %s\n", n)
+	}
 	return nil
 }
 
