@@ -323,6 +323,15 @@ func TestSetupPullsThroughShim(t *testing.T) {
 		if want := fake.Upstream("quay.io").Image("prometheus/node-exporter:v1.8.0").Digest; res.Digest != want {
 			t.Errorf("ctr pull digest %s, want %s", res.Digest, want)
 		}
+		// ghcr.io's hosts.toml is the hand-written one merged with the
+		// shim's host: containerd 1.6 must read it and try the shim first.
+		res, err = c.Pull(t.Context(), "ghcr.io/example-org/tool:v1", hosts.DefaultCertsDir)
+		if err != nil {
+			t.Fatalf("ctr pull through the merged hosts.toml: %v\n%s", err, res.Output)
+		}
+		if want := fake.Upstream("ghcr.io").Image("example-org/tool:v1").Digest; res.Digest != want {
+			t.Errorf("ctr pull digest %s, want %s", res.Digest, want)
+		}
 	})
 
 	t.Run("dockerd registry-mirrors", func(t *testing.T) {
