@@ -169,7 +169,10 @@ type DockerEngine struct {
 	Why             string `json:"why"`
 }
 
-var dockerVersionPattern = regexp.MustCompile(`(?:^|version\s+)v?(\d+)\.(\d+)`)
+var (
+	dockerVersionPattern = regexp.MustCompile(`(?:^|version\s+)v?(\d+)\.(\d+)`)
+	dockerVersionToken   = regexp.MustCompile(`(?:^|version\s+)v?(\d+\.\d+[^\s,]*)`)
+)
 
 // ParseDockerVersion returns the major version in `dockerd --version` output
 // ("Docker version 20.10.24+dfsg1, build 5d6db84") or a bare version
@@ -185,6 +188,9 @@ func ParseDockerVersion(s string) int {
 
 // dockerEngine decides the image store from the version and daemon.json.
 func dockerEngine(version string, daemon map[string]any) DockerEngine {
+	if m := dockerVersionToken.FindStringSubmatch(version); m != nil {
+		version = m[1]
+	}
 	e := DockerEngine{Version: version, Major: ParseDockerVersion(version)}
 	cs, set := false, false
 	if f, ok := daemon["features"].(map[string]any); ok {
@@ -192,7 +198,7 @@ func dockerEngine(version string, daemon map[string]any) DockerEngine {
 	}
 	switch {
 	case e.Major == 0:
-		e.Why = "the Docker version is unknown (pass --docker-version): assuming the classic image store"
+		e.Why = "assuming the classic image store (pass --docker-version if it is 28 or later with the containerd store)"
 	case e.Major >= 29 && set && !cs:
 		e.Why = "features.containerd-snapshotter is false in daemon.json: classic image store"
 	case e.Major >= 29:
@@ -258,7 +264,7 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 
 	version := eng.Version
 	if version == "" {
-		version = "unknown version"
+		version = "of unknown version"
 	}
 	var other []string
 	for _, up := range upstreams(m) {

@@ -100,3 +100,10 @@ func TestShadowedHosts(t *testing.T) {
 		t.Errorf("certs.d first: shadowed = %q, want none", got)
 	}
 }
+
+func TestDockerEngineVersionToken(t *testing.T) {
+	t.Parallel()
+	if e := dockerEngine("Docker version 20.10.24+dfsg1, build 5d6db84", nil); e.Version != "20.10.24+dfsg1" || e.Major != 20 {
+		t.Errorf("engine = %+v", e)
+	}
+}
