@@ -231,3 +231,23 @@ func TestHostURLMatchesContract(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderHostsTOMLNewMirrorURL(t *testing.T) {
+	t.Parallel()
+	hand := []byte("[host.\"https://mirror.internal\"]\n  capabilities = [\"pull\"]\n")
+	first, _, err := RenderHostsTOML("quay.io", "http://127.0.0.1:5050", hand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, changed, err := RenderHostsTOML("quay.io", "http://127.0.0.1:6060", first)
+	if err != nil || !changed {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	direct, _, err := RenderHostsTOML("quay.io", "http://127.0.0.1:6060", hand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(second, direct) {
+		t.Errorf("re-render with a new mirror URL differs from a fresh render:\n%s", UnifiedDiff("/hosts.toml", direct, second, true))
+	}
+}
