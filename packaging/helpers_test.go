@@ -64,7 +64,13 @@ func run(t *testing.T, ctx context.Context, dir string, env []string, name strin
 	return out
 }
 
+// commandTimeout bounds each command, so that a hung one fails the test
+// with its name instead of stalling the whole test binary.
+const commandTimeout = 10 * time.Minute
+
 func runErr(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
@@ -147,8 +153,11 @@ func debianRoot(t *testing.T, ctx context.Context) string {
 
 // chroot runs a command inside root with a clean environment.
 func chroot(ctx context.Context, root string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	full := append([]string{root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}, args...)
 	cmd := exec.CommandContext(ctx, "chroot", full...)
+	cmd.Stdin = nil // never wait for an answer on a prompt
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -64,14 +64,12 @@ var wantManPages = []string{"ecr-ptc.1.gz", "ecr-ptc-mirror.1.gz", "ecr-ptc-setu
 
 // gotFile is what a package holds at a path.
 type gotFile struct {
-	mode        fs.FileMode
-	dir         bool
-	owner       string
-	config      bool
-	noreplace   bool
-	contentELF  *elf.File // binaries (deb only)
-	isImplicit  bool      // deb parent directories such as /usr/bin
-	rawTypeflag byte
+	mode       fs.FileMode
+	dir        bool
+	owner      string
+	config     bool
+	noreplace  bool
+	isImplicit bool // deb parent directories such as /usr/bin
 }
 
 // buildPackages runs packaging/build.sh once per version into out.
@@ -215,11 +213,10 @@ func debContents(t *testing.T, ctx context.Context, pkg, arch string) map[string
 			continue
 		}
 		g := gotFile{
-			mode:        fs.FileMode(h.Mode).Perm(),
-			dir:         h.Typeflag == tar.TypeDir,
-			owner:       h.Uname + "/" + h.Gname,
-			config:      slices.Contains(conffiles, p),
-			rawTypeflag: h.Typeflag,
+			mode:   fs.FileMode(h.Mode).Perm(),
+			dir:    h.Typeflag == tar.TypeDir,
+			owner:  h.Uname + "/" + h.Gname,
+			config: slices.Contains(conffiles, p),
 		}
 		g.noreplace = g.config // dpkg never replaces a changed conffile
 		g.isImplicit = g.dir && !explicit[p]
@@ -311,11 +308,54 @@ var engineCreated = []string{
 	"/root/.docker/config.json",
 }
 
+// fakeSystemctl makes root look like a booted systemd host to the
+// maintainer scripts and to setup: /run/systemd/system exists and
+// /usr/bin/systemctl logs each call (with whether setup's engine files are
+// still in place) instead of acting. It returns a function that reads and
+// clears the log.
+func fakeSystemctl(t *testing.T, root string) func() []string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "usr/bin/systemctl"), `#!/bin/sh
+if [ -e /etc/containerd/certs.d ]; then state=configured; else state=restored; fi
+echo "$* (engines $state)" >>/var/log/fake-systemctl.log
+case "$1" in
+is-enabled) echo disabled; exit 1 ;;
+esac
+exit 0
+`, 0o755)
+	log := filepath.Join(root, "var/log/fake-systemctl.log")
+	return func() []string {
+		data, err := os.ReadFile(log)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(log); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+}
+
+// checkCalls compares systemctl calls with want exactly.
+func checkCalls(t *testing.T, when string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: systemctl calls\n got %q\nwant %q", when, got, want)
+	}
+}
+
 // lifecycle abstracts the package manager for one format.
 type lifecycle struct {
 	install, upgrade, remove func(t *testing.T) string
 	purge                    func(t *testing.T) string // nil: rpm has none
 	version                  func(t *testing.T) string // installed version, "" if none
+	calls                    func() []string           // systemctl calls since the last look
 }
 
 func seedEngines(t *testing.T, root string) map[string]fileState {
@@ -381,6 +421,8 @@ func exercise(t *testing.T, ctx context.Context, root string, lc lifecycle) (edi
 		t.Fatalf("installed version %q, want %s", v, oldVersion)
 	}
 	checkEngines(t, root, "after install", seeds)
+	// Installing neither enables nor starts the shim: setup does.
+	checkCalls(t, "install", lc.calls(), []string{"daemon-reload (engines restored)"})
 	for _, p := range engineCreated {
 		if exists(filepath.Join(root, p)) {
 			t.Errorf("install created %s: installing must not configure engines", p)
@@ -400,6 +442,9 @@ func exercise(t *testing.T, ctx context.Context, root string, lc lifecycle) (edi
 
 	edited = editConfig(t, root)
 	runSetup(t, ctx, root)
+	if calls := lc.calls(); !slices.Contains(calls, "enable --now "+unitName+" (engines configured)") {
+		t.Errorf("setup did not enable and start %s: systemctl calls %q", unitName, calls)
+	}
 	configured := map[string]fileState{}
 	for _, s := range engineSeed {
 		configured[s.path] = stateOf(t, filepath.Join(root, s.path))
@@ -423,6 +468,8 @@ func exercise(t *testing.T, ctx context.Context, root string, lc lifecycle) (edi
 		t.Errorf("upgrade replaced the edited %s:\n got %q\nwant %q", configPath, got.data, edited.data)
 	}
 	checkEngines(t, root, "after upgrade (setup's configuration must stay)", configured)
+	// The upgrade restarts a running shim on the new binary, and only that.
+	checkCalls(t, "upgrade", lc.calls(), []string{"daemon-reload (engines configured)", "try-restart " + unitName + " (engines configured)"})
 
 	out = lc.remove(t)
 	t.Logf("remove:\n%s", out)
@@ -430,6 +477,21 @@ func exercise(t *testing.T, ctx context.Context, root string, lc lifecycle) (edi
 		t.Errorf("still installed after removal: %q", v)
 	}
 	checkEngines(t, root, "after removal", seeds)
+	// setup --undo runs first: the shim stops only once no engine points
+	// at it.
+	calls := lc.calls()
+	for _, c := range []string{"stop " + unitName, "disable " + unitName, "daemon-reload"} {
+		if !slices.Contains(calls, c+" (engines restored)") {
+			t.Errorf("removal: no %q after the engines were restored; systemctl calls %q", c, calls)
+		}
+	}
+	for _, c := range calls {
+		// setup --undo itself disables the unit it enabled (disable --now)
+		// just before it restores the files; that is its business.
+		if strings.HasSuffix(c, "(engines configured)") && !strings.HasPrefix(c, "disable --now ") {
+			t.Errorf("removal called systemctl %q before setup --undo restored the engines", c)
+		}
+	}
 	for _, p := range engineCreated {
 		if exists(filepath.Join(root, p)) {
 			t.Errorf("removal left %s that setup created", p)
@@ -473,6 +535,7 @@ func removalWithHandEdit(t *testing.T, ctx context.Context, root string, lc life
 
 func debLifecycle(t *testing.T, ctx context.Context, oldPkg, newPkg string) {
 	root := debianRoot(t, ctx)
+	calls := fakeSystemctl(t, root)
 	for _, p := range []string{oldPkg, newPkg} {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -491,6 +554,7 @@ func debLifecycle(t *testing.T, ctx context.Context, oldPkg, newPkg string) {
 		upgrade: dpkg("-i", "/tmp/"+filepath.Base(newPkg)),
 		remove:  dpkg("-r", "ecr-ptc"),
 		purge:   dpkg("-P", "ecr-ptc"),
+		calls:   calls,
 		version: func(t *testing.T) string {
 			out, err := chroot(ctx, root, "dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", "ecr-ptc")
 			if err != nil || !strings.HasPrefix(out, "ii ") {
@@ -515,12 +579,15 @@ func debLifecycle(t *testing.T, ctx context.Context, oldPkg, newPkg string) {
 
 func rpmLifecycle(t *testing.T, ctx context.Context, oldPkg, newPkg string) {
 	root := debianRoot(t, ctx)
+	calls := fakeSystemctl(t, root)
 	// rpm on Debian keeps its database in ~/.rpmdb by default; use the
 	// usual place, inside the root.
 	rpm := func(args ...string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			t.Helper()
 			full := append([]string{"--root", root, "--dbpath", "/var/lib/rpm"}, args...)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
 			cmd := exec.CommandContext(ctx, "rpm", full...)
 			cmd.WaitDelay = 10 * time.Second
 			out, err := cmd.CombinedOutput()
@@ -535,6 +602,7 @@ func rpmLifecycle(t *testing.T, ctx context.Context, oldPkg, newPkg string) {
 		install: rpm("-i", "--nodeps", oldPkg),
 		upgrade: rpm("-U", "--nodeps", newPkg),
 		remove:  rpm("-e", "--nodeps", "ecr-ptc"),
+		calls:   calls,
 		version: func(t *testing.T) string {
 			cmd := exec.CommandContext(ctx, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-q", "--qf", "%{VERSION}", "ecr-ptc")
 			out, err := cmd.Output()

@@ -173,9 +173,10 @@ func TestMaintainerScriptsParse(t *testing.T) {
 		}
 		for _, sh := range shells {
 			args := []string{"-n", s}
-			if sh == "busybox" {
+			switch sh {
+			case "busybox":
 				args = append([]string{"sh"}, args...)
-			} else if sh == "bash" {
+			case "bash":
 				args = append([]string{"--posix"}, args...)
 			}
 			if out, err := runErr(t.Context(), "", nil, sh, args...); err != nil {
