@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -318,6 +320,7 @@ func PlanPodman(root string, o PodmanOptions, m *rewrite.Mapping) (Plan, error) 
 		return Plan{}, err
 	}
 	p.Changes = append(p.Changes, Change{Path: o.DropIn, Exists: ok, Old: old, New: conf, Mode: 0o644})
+	p.Notes = append(p.Notes, registriesOverlaps(root, o.DropIn, m)...)
 	auth, aok, err := ReadTarget(root, o.AuthFile)
 	if err != nil {
 		return Plan{}, err
@@ -412,4 +415,60 @@ func ShadowedHosts(root, configPath, certsDir string, m *rewrite.Mapping) []stri
 		}
 	}
 	return out
+}
+
+// registriesOverlaps says where other registries.conf files configure a
+// registry the drop-in configures: containers/image keeps one [[registry]]
+// per prefix, the one read last (registries.conf, then the drop-ins in name
+// order), so either ecr-ptc's table or the other one is ignored.
+func registriesOverlaps(root, dropIn string, m *rewrite.Mapping) []string {
+	mine := map[string]bool{}
+	for _, r := range registriesRules(m) {
+		p := r.Upstream
+		if r.UpstreamRepositoryPrefix != "" {
+			p += "/" + r.UpstreamRepositoryPrefix
+		}
+		mine[p] = true
+	}
+	files := []string{"/etc/containers/registries.conf"}
+	dir := filepath.Dir(dropIn)
+	if entries, err := os.ReadDir(inRoot(root, dir)); err == nil {
+		for _, e := range entries {
+			if p := filepath.Join(dir, e.Name()); !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") && p != dropIn {
+				files = append(files, p)
+			}
+		}
+	}
+	var notes []string
+	for _, f := range files {
+		data, ok, err := ReadTarget(root, f)
+		if err != nil || !ok {
+			continue
+		}
+		var conf struct {
+			Registry []struct {
+				Prefix   string `toml:"prefix"`
+				Location string `toml:"location"`
+			} `toml:"registry"`
+		}
+		if err := toml.Unmarshal(data, &conf); err != nil {
+			notes = append(notes, fmt.Sprintf("%s: cannot read it (%v); podman will not start until it is fixed", f, tomlPositionError(err)))
+			continue
+		}
+		for _, r := range conf.Registry {
+			p := r.Prefix
+			if p == "" {
+				p = r.Location
+			}
+			if !mine[p] {
+				continue
+			}
+			winner := "ecr-ptc's mirror is not used for it"
+			if f == "/etc/containers/registries.conf" || filepath.Base(f) < filepath.Base(dropIn) {
+				winner = "ecr-ptc's table replaces it"
+			}
+			notes = append(notes, fmt.Sprintf("%s also configures %s: %s", f, p, winner))
+		}
+	}
+	return notes
 }

@@ -107,3 +107,20 @@ func TestDockerEngineVersionToken(t *testing.T) {
 		t.Errorf("engine = %+v", e)
 	}
 }
+
+func TestPodmanOverlaps(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, root, "/etc/containers/registries.conf", "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"mirror.internal/hub\"\n", 0o644)
+	writeFile(t, root, "/etc/containers/registries.conf.d/99-quay.conf", "[[registry]]\nlocation = \"quay.io\"\nblocked = false\n", 0o644)
+	p, err := PlanPodman(root, PodmanOptions{}, testMapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"registries.conf also configures docker.io: ecr-ptc's table replaces it", "99-quay.conf also configures quay.io: ecr-ptc's mirror is not used for it"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}
