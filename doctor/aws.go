@@ -322,7 +322,9 @@ func secretNameOf(arn string) string {
 }
 
 // checkProbe resolves the probe image's manifest through the cache, with
-// the registry token, straight from ECR (not through the shim).
+// the registry token, straight from ECR (not through the shim). It GETs
+// the manifest rather than HEADs it, so that a refusal carries ECR's
+// message naming the missing permission.
 func (d *Doctor) checkProbe(ctx context.Context, st *state) Result {
 	if r := st.needs("ecr-api", "registry"); r != nil {
 		return *r
@@ -341,7 +343,7 @@ func (d *Doctor) checkProbe(ctx context.Context, st *state) Result {
 		return Result{Status: Fail, Detail: fmt.Sprintf("probe image %q rewrites to %q, which is not on %s", d.ProbeImage, ecrRef, st.mapping.Registry()), Fix: "pass --probe-image with a reference of an upstream that has a rule"}
 	}
 	u := "https://" + st.mapping.Registry() + "/v2/" + repo + "/manifests/" + ref
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Result{Status: Fail, Detail: err.Error(), Fix: "pass another --probe-image"}
 	}
@@ -352,7 +354,7 @@ func (d *Doctor) checkProbe(ctx context.Context, st *state) Result {
 	}, ", "))
 	resp, err := d.HTTPClient.Do(req)
 	if err != nil {
-		return Result{Status: Fail, Detail: "HEAD " + ecrRef + ": " + oneLine(err), Fix: "let this host reach " + st.mapping.Registry() + " on port 443"}
+		return Result{Status: Fail, Detail: "GET " + ecrRef + ": " + oneLine(err), Fix: "let this host reach " + st.mapping.Registry() + " on port 443"}
 	}
 	defer resp.Body.Close()
 	code, msg := registryError(resp)
@@ -387,7 +389,7 @@ func (d *Doctor) checkProbe(ctx context.Context, st *state) Result {
 }
 
 // registryError returns the first error code and message of a registry
-// error body (a HEAD carries none: the status alone then).
+// error body, reading at most 64 KiB (a manifest, on success).
 func registryError(resp *http.Response) (code, msg string) {
 	var body struct {
 		Errors []struct{ Code, Message string } `json:"errors"`

@@ -83,6 +83,7 @@ the upstream.`,
 		},
 	}
 	a.addMappingFlags(cmd)
+	cmd.AddCommand(newRulesCreateCmd(a), newRulesGrantCmd(a))
 	return cmd
 }
 

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/spf13/cobra"
+
+	"github.com/ecr-ptc/ecr-ptc/doctor"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
+	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// doctorHTTPClient is the client doctor talks to the ECR registry with.
+// Tests in this package replace it to trust a local ECR.
+var doctorHTTPClient = func() *http.Client { return &http.Client{} }
+
+func newDoctorCmd(a *app) *cobra.Command {
+	var (
+		probe, mirrorURL, root, containerdConfig, certsDir, registry string
+		skip, checkRefs                                              []string
+		timeout                                                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check everything a pull through the cache needs, and say how to fix what is wrong",
+		Long: `doctor runs these checks in order and prints one line each (PASS, WARN, FAIL or
+SKIP), with a one-line fix below any that did not pass. A check that needs an
+earlier one that failed is skipped with the reason. The exit code is 1 when a
+check failed, 0 otherwise (warnings do not fail); --json prints an array of
+{"id","title","status","detail","fix"}.
+
+  aws-identity   sts:GetCallerIdentity works; the region is known
+  ecr-api        ecr:GetAuthorizationToken works; the registry host
+  vpc-endpoints  api.ecr.<region>, the registry and ECR's S3 bucket resolve to
+                 private addresses (VPC endpoints); public ones mean the bytes
+                 cross the NAT gateway (warn)
+  registry       the registry accepts the token on /v2/
+  rules          the account has a pull-through cache rule for every upstream
+                 the engines send to the shim (hosts.toml ecr-ptc wrote,
+                 daemon.json registry-mirrors), the config file's [[rules]]
+                 and the probe image
+  secrets        the Secrets Manager secret of every rule that needs one exists
+                 (secretsmanager:DescribeSecret; warn when not allowed to look)
+  pull-through   the probe image resolves through the cache straight from ECR;
+                 a denied import names the missing permission and the
+                 ecr-ptc rules grant command that adds it
+  mirror         the shim answers on <mirror-url>/healthz
+  containerd     containerd's CRI config_path includes the certs.d directory
+  hosts-toml     a hosts.toml per upstream sends pulls to the shim
+  docker         daemon.json has the shim among registry-mirrors (and, for the
+                 containerd image store, hosts.toml); the CLI's credHelpers
+  mutable-tags   references in the --check-refs files (Kubernetes manifests,
+                 Compose files, Dockerfiles) that have no tag or the tag
+                 latest: ECR re-checks a cached tag upstream about once a day,
+                 so such an image changes under a running fleet (warn)
+
+Engine files are read below --root, as setup writes them. doctor only reads:
+it changes neither the account nor a file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, id := range skip {
+				if !slices.Contains(doctor.Checks, id) {
+					return usageError{fmt.Errorf("--skip: unknown check %q: want some of %s", id, strings.Join(doctor.Checks, ","))}
+				}
+			}
+			if !filepath.IsAbs(root) {
+				abs, err := filepath.Abs(root)
+				if err != nil {
+					return usageError{fmt.Errorf("--root %q: %w", root, err)}
+				}
+				root = abs
+			}
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			mirror, err := a.mirror(&targetFlags{mirrorURL: mirrorURL})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			d := &doctor.Doctor{
+				Registry:         firstNonEmpty(registry, cfg.Registry),
+				HTTPClient:       doctorHTTPClient(),
+				MirrorURL:        mirror,
+				ProbeImage:       probe,
+				Root:             root,
+				ContainerdConfig: containerdConfig,
+				CertsDir:         certsDir,
+				Skip:             skip,
+			}
+			for _, r := range cfg.Rules {
+				d.ConfigRules = append(d.ConfigRules, rewrite.Rule{Upstream: r.Upstream, Prefix: r.Prefix, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, Source: "config"})
+			}
+			for _, p := range checkRefs {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return usageError{fmt.Errorf("--check-refs: %w", err)}
+				}
+				d.RefFiles = append(d.RefFiles, doctor.RefFile{Name: p, Data: data})
+			}
+			region := cfg.Region
+			if region == "" {
+				if r, err := ecrhost.Parse(d.Registry); err == nil && !r.Public {
+					region = r.Region
+				}
+			}
+			opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithEC2IMDSRegion()}
+			if region != "" {
+				opts = append(opts, awsconfig.WithRegion(region))
+			}
+			awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+			switch {
+			case err != nil:
+				d.IdentityErr = fmt.Errorf("load AWS configuration: %w", err)
+			case awsCfg.Region == "":
+				d.IdentityErr = errors.New("no AWS region: set AWS_REGION or region in the config file, or run on EC2 where the instance metadata gives it")
+			default:
+				d.Region = awsCfg.Region
+				d.Identity = sts.NewFromConfig(awsCfg)
+				d.ECR = ecr.NewFromConfig(awsCfg)
+				d.Secrets = secretsmanager.NewFromConfig(awsCfg)
+			}
+			results := d.Run(ctx)
+			if a.json {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(results); err != nil {
+					return err
+				}
+			} else {
+				shown := results
+				if a.quiet {
+					shown = slices.DeleteFunc(slices.Clone(results), func(r doctor.Result) bool { return r.Status == doctor.Pass || r.Status == doctor.Skip })
+				}
+				if err := doctor.WriteText(a.stdout, shown); err != nil {
+					return err
+				}
+			}
+			if doctor.Failed(results) {
+				n := 0
+				for _, r := range results {
+					if r.Status == doctor.Fail {
+						n++
+					}
+				}
+				return exitError{1, fmt.Errorf("%d of %d checks failed: apply the fixes above and run doctor again", n, len(results))}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&probe, "probe-image", doctor.DefaultProbeImage, "public image the pull-through check resolves through the cache (its upstream needs a rule)")
+	fl.StringVar(&mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, "+hosts.DefaultMirrorURL+")")
+	fl.StringVar(&root, "root", envOr("ECR_PTC_ROOT", "/"), "prefix for every system path the engine checks read, as for setup (env ECR_PTC_ROOT)")
+	fl.StringVar(&containerdConfig, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
+	fl.StringVar(&certsDir, "certs-dir", hosts.DefaultCertsDir, "directory of containerd's hosts.toml files (below --root)")
+	fl.StringVar(&registry, "registry", "", "ECR registry host (default: config file, then the account's)")
+	fl.StringSliceVar(&skip, "skip", nil, "checks not to run, such as vpc-endpoints,docker (IDs in the list above)")
+	fl.StringArrayVar(&checkRefs, "check-refs", nil, "file whose image references the mutable-tags check reads (repeatable)")
+	fl.DurationVar(&timeout, "timeout", 2*time.Minute, "give up on the checks still running after this long (each check also stops after 20s)")
+	return cmd
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
