@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -246,6 +247,43 @@ func TestSetupTree(t *testing.T) {
 		}
 		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
 			t.Errorf("tree after setup --undo differs from before: %q", d)
+		}
+	})
+
+	t.Run("configure each engine", func(t *testing.T) {
+		root := t.TempDir() // no containerd config, no Docker files: all created
+		before := setupTree(t, root)
+		mapping := setupRules
+		for _, c := range [][]string{
+			{"configure", "containerd"},
+			append([]string{"configure", "docker", "--docker-version", "28.2.2", "--mirror-url", "http://127.0.0.1:5050"}, mapping...),
+			append([]string{"configure", "podman"}, mapping...),
+			append([]string{"hosts", "--mirror-url", "http://127.0.0.1:5050"}, mapping...),
+		} {
+			if _, stderr, err := runECRPTC(t, bin, append(c, "--root", root)...); err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(c[:2], " "), err, stderr)
+			}
+		}
+		for _, f := range []string{hosts.DefaultContainerdConfig, hosts.DefaultDaemonJSON, hosts.DefaultDockerConfig, hosts.DefaultRegistriesDropIn, hosts.DefaultContainersAuth, hosts.DefaultCertsDir + "/docker.io/hosts.toml"} {
+			if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+				t.Errorf("not written: %v", err)
+			}
+		}
+		for _, c := range [][]string{{"hosts"}, {"configure", "podman"}, {"configure", "docker"}, {"configure", "containerd"}} {
+			if _, stderr, err := runECRPTC(t, bin, append(c, "--root", root, "--undo")...); err != nil {
+				t.Fatalf("%s --undo: %v\n%s", strings.Join(c, " "), err, stderr)
+			}
+		}
+		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+			t.Errorf("tree after undoing each command differs from before: %q", d)
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		_, stderr, err := runECRPTC(t, bin, "setup", "--root", t.TempDir(), "--undo", "--dry-run")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr, "--undo and --dry-run") {
+			t.Errorf("setup --undo --dry-run: %v, %s; want exit code 2 and a message", err, stderr)
 		}
 	})
 
