@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -226,7 +227,11 @@ func TestFaultsFallBackOrFail(t *testing.T) {
 			}
 			if tt.wantFallback {
 				if err != nil {
-					t.Fatalf("pull failed instead of falling back to the server: %v", err)
+					var paths []string
+					for _, e := range fake.Log()[from:] {
+						paths = append(paths, fmt.Sprintf("%s %s %s %d %s", e.Listener, e.Method, e.Path, e.Status, e.Fault))
+					}
+					t.Fatalf("pull failed instead of falling back to the server: %v\nfake log:\n%s\nshim log:\n%s", err, strings.Join(paths, "\n"), f.logs.String())
 				}
 				if fromUpstream == 0 {
 					t.Fatal("the client did not fall back to the upstream server")

@@ -75,6 +75,7 @@ type Server struct {
 	serving  atomic.Bool
 	lastExp  atomic.Int64 // ExpiresAt (unix nanoseconds) of the last token seen
 	bufPool  sync.Pool
+	renewMu  sync.Mutex
 	registry string
 }
 
@@ -320,11 +321,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 // sendECR sends one request to ECR with the token, and once more with a
 // fresh token after a 401.
 func (s *Server) sendECR(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, target string) (*http.Response, error) {
+	auth, err := s.authorization(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		auth, err := s.authorization(ctx)
-		if err != nil {
-			return nil, err
-		}
 		out, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
 		if err != nil {
 			return nil, fmt.Errorf("build request for %q: %w", target, err)
@@ -339,10 +340,27 @@ func (s *Server) sendECR(ctx context.Context, cancel context.CancelCauseFunc, r 
 			return resp, nil
 		}
 		drain(resp.Body)
-		s.tokens.Invalidate(s.registry)
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ecr answered 401; retrying once with a fresh token",
 			slog.String("registry", s.registry))
+		if auth, err = s.renew(ctx, auth); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// renew returns a token other than the refused one: the one in use now if
+// a concurrent request already renewed it, else a fresh one after
+// invalidating the refused token. Renewals are serialised so that a burst of
+// 401s costs one GetAuthorizationToken call.
+func (s *Server) renew(ctx context.Context, refused string) (string, error) {
+	s.renewMu.Lock()
+	defer s.renewMu.Unlock()
+	cur, err := s.authorization(ctx)
+	if err != nil || cur != refused {
+		return cur, err
+	}
+	s.tokens.Invalidate(s.registry)
+	return s.authorization(ctx)
 }
 
 // tokenError marks a failure to get an ECR token.
@@ -368,7 +386,15 @@ func (s *Server) authorization(ctx context.Context) (string, error) {
 func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
 	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
 	resp, err := s.rt.RoundTrip(out)
-	t.Stop()
+	if !t.Stop() {
+		// The timeout fired: whatever came back raced with the cancellation
+		// (a server may answer an empty 200 as it notices the hang-up), so
+		// it must not be trusted.
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errUpstreamTimeout
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +530,7 @@ func (s *Server) transportError(ctx context.Context, err error, peer string) *re
 	case errors.As(err, &te):
 		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "token",
 			"cannot get an ECR token for %q: %v", s.registry, te.err)
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+	case errors.Is(err, errUpstreamTimeout), errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
 			"%s sent no answer within %s", peer, s.timeout)
 	case ctx.Err() != nil:
