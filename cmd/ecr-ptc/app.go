@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,10 @@ type app struct {
 
 	registry  string
 	ruleFlags []string
+
+	// root prefixes the default config file and the state directory for
+	// commands that take --root.
+	root string
 
 	logger *slog.Logger
 	cfg    *config.Config
@@ -74,9 +79,23 @@ func (a *app) config() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
-	c, err := config.Load(a.configPath)
-	if err != nil {
+	path := a.configPath
+	underRoot := a.root != "" && a.root != "/"
+	if path == "" && underRoot {
+		// The tree's own config file, if it has one; else defaults.
+		if p := filepath.Join(a.root, config.DefaultPath); fileExists(p) {
+			path = p
+		}
+	}
+	var c *config.Config
+	var err error
+	if path == "" && underRoot {
+		c = config.Default()
+	} else if c, err = config.Load(path); err != nil {
 		return nil, err
+	}
+	if underRoot {
+		c.StateDir = filepath.Join(a.root, c.StateDir)
 	}
 	a.cfg = c
 	return c, nil
@@ -154,6 +173,11 @@ func exitCode(err error) int {
 		return 2
 	}
 	return 1
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func envOr(key, def string) string {

@@ -36,7 +36,7 @@ The deprecated registry mirrors tables conflict with config_path: the command
 stops and says how to move them to hosts.toml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.check(a); err != nil {
 				return err
 			}
 			if f.undo {
@@ -84,7 +84,7 @@ It detects the engine's version and image store and says what it will and
 will not route: a classic-store engine routes only Docker Hub this way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.check(a); err != nil {
 				return err
 			}
 			if f.undo {
@@ -144,7 +144,7 @@ credHelpers for the ECR registry to the containers auth file so the tools
 authenticate with docker-credential-ecr-ptc.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.check(a); err != nil {
 				return err
 			}
 			if f.undo {

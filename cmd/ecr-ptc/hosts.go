@@ -33,8 +33,9 @@ func (f *targetFlags) add(cmd *cobra.Command, withMirror bool) {
 	}
 }
 
-// check validates the flag combination.
-func (f *targetFlags) check() error {
+// check validates the flag combination and tells a the root, so that the
+// config file and the saved rule set are read and written below it too.
+func (f *targetFlags) check(a *app) error {
 	if f.undo && f.dryRun {
 		return usageError{errors.New("--undo and --dry-run cannot be combined: run --undo alone, or look at " + hosts.UndoDir + "/journal.json")}
 	}
@@ -48,6 +49,7 @@ func (f *targetFlags) check() error {
 		}
 		f.root = abs
 	}
+	a.root = f.root
 	return nil
 }
 
@@ -208,7 +210,7 @@ containerd reads these files without a restart once config_path names the
 directory (see "ecr-ptc configure containerd"); ctr takes --hosts-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.check(a); err != nil {
 				return err
 			}
 			if f.undo {

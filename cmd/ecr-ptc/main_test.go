@@ -145,3 +145,30 @@ func TestConfigErrorsNameTheFile(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestRootPrefixesConfigFile(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	cfgDir := filepath.Join(root, "etc", "ecr-ptc")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "registry = \"" + testRegistry + "\"\ndiscover = false\n[[rules]]\nupstream = \"quay.io\"\nprefix = \"quay\"\n"
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	a := newApp(strings.NewReader(""), &out, &errb)
+	root2 := newRootCmd(a)
+	root2.AddCommand(newHostsCmd(a))
+	root2.SetArgs([]string{"hosts", "--root", root})
+	if err := root2.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("hosts --root: %v\n%s", err, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/containerd/certs.d/quay.io/hosts.toml")); err != nil {
+		t.Errorf("the tree's config file was not used: %v", err)
+	}
+	if a.cfg == nil || !strings.HasPrefix(a.cfg.StateDir, root) {
+		t.Errorf("state dir %q is not below --root %q", a.cfg.StateDir, root)
+	}
+}

@@ -49,7 +49,7 @@ system). Running it twice changes nothing. --undo reverses everything setup and
 the configure commands did, byte for byte.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.check(a); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
