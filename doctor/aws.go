@@ -187,10 +187,10 @@ func (d *Doctor) checkRegistry(ctx context.Context, st *state) Result {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	switch {
-	case resp.StatusCode == http.StatusOK:
+	switch resp.StatusCode {
+	case http.StatusOK:
 		return Result{Status: Pass, Detail: "https://" + st.registry + "/v2/ accepted the token"}
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return Result{Status: Fail, Detail: fmt.Sprintf("https://%s/v2/ refused the token (%d)", st.registry, resp.StatusCode),
 			Fix: "the token is for another registry: check registry in the config file or --registry against the account and region"}
 	}

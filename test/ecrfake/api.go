@@ -92,21 +92,22 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	var out any
 	var aerr *apiError
-	if service == "secretsmanager" {
+	switch service {
+	case "secretsmanager":
 		switch op {
 		case "DescribeSecret":
 			out, aerr = s.apiDescribeSecret(body)
 		default:
 			aerr = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
 		}
-	} else if service == "ecr-public" {
+	case "ecr-public":
 		switch op {
 		case "GetAuthorizationToken":
 			out, aerr = s.apiPublicGetAuthorizationToken()
 		default:
 			aerr = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
 		}
-	} else {
+	default:
 		switch op {
 		case "GetAuthorizationToken":
 			out, aerr = s.apiGetAuthorizationToken(body)
