@@ -212,6 +212,32 @@ func TestDoctor(t *testing.T) {
 			fix:  map[string]string{"rules": "ecr-ptc rules create --upstream quay.io"},
 		},
 		{
+			name:  "docker not configured",
+			setup: func(t *testing.T, f *fixture) { writeFile(t, f.root, hosts.DefaultDaemonJSON, "{}\n") },
+			want:  map[string]Status{"docker": Fail},
+			fix:   map[string]string{"docker": "ecr-ptc setup"},
+		},
+		{
+			name: "docker configured, classic store",
+			setup: func(t *testing.T, f *fixture) {
+				writeFile(t, f.root, hosts.DefaultDaemonJSON, "{}\n")
+				m, err := rewrite.NewMapping(f.fake.RegistryHost(), f.accountRules(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dp, _, err := hosts.PlanDocker(f.root, hosts.DockerOptions{MirrorURL: f.shim.URL, Version: "Docker version 20.10.24"}, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := hosts.Apply(f.root, dp); err != nil {
+					t.Fatal(err)
+				}
+				f.doctor.Docker.Version = "Docker version 20.10.24"
+			},
+			want: map[string]Status{"docker": Warn},
+			fix:  map[string]string{"docker": "containerd image store"},
+		},
+		{
 			name: "mutable tags",
 			setup: func(_ *testing.T, f *fixture) {
 				f.doctor.RefFiles = []RefFile{{Name: "deploy.yaml", Data: []byte("spec:\n  containers:\n  - image: nginx\n  - image: quay.io/a/b:1.2\n  - image: redis:latest\n")}}

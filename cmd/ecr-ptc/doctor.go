@@ -104,6 +104,9 @@ it changes neither the account nor a file.`,
 				CertsDir:         certsDir,
 				Skip:             skip,
 			}
+			if hosts.FindEngines(root).Docker {
+				d.Docker.Version = hosts.DetectDockerVersion(ctx, root)
+			}
 			for _, r := range cfg.Rules {
 				d.ConfigRules = append(d.ConfigRules, rewrite.Rule{Upstream: r.Upstream, Prefix: r.Prefix, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, Source: "config"})
 			}
