@@ -77,15 +77,13 @@ func MergeGrant(existing string, g Grant) (policy string, changed bool, err erro
 		return "", false, err
 	}
 	for _, raw := range doc.statements {
-		var st statement
-		if json.Unmarshal(raw, &st) == nil && st.covers(g) {
+		if st, err := parseStatement(raw); err == nil && st.covers(g) {
 			return existing, false, nil
 		}
 	}
 	ours := -1
 	for i, raw := range doc.statements {
-		var st statement
-		if json.Unmarshal(raw, &st) == nil && st.Sid == GrantSid {
+		if st, err := parseStatement(raw); err == nil && st.Sid == GrantSid {
 			ours = i
 			break
 		}
@@ -93,8 +91,7 @@ func MergeGrant(existing string, g Grant) (policy string, changed bool, err erro
 	principals := []string{g.Principal}
 	resources := slices.Clone(g.Resources)
 	if ours >= 0 {
-		var st statement
-		_ = json.Unmarshal(doc.statements[ours], &st) // parsed above
+		st, _ := parseStatement(doc.statements[ours]) // parsed above
 		if st.Effect == "Allow" {
 			principals = union(st.Principal.AWS, principals)
 			resources = union(st.Resource, resources)
@@ -132,8 +129,8 @@ func PolicyAllows(policy, principal, action, resource string) bool {
 	}
 	account := accountOf(principal)
 	for _, raw := range doc.statements {
-		var st statement
-		if json.Unmarshal(raw, &st) != nil || st.Effect != "Allow" || len(st.Condition) > 0 {
+		st, err := parseStatement(raw)
+		if err != nil || st.Effect != "Allow" || len(st.Condition) > 0 {
 			continue
 		}
 		okP := st.Principal.Any || slices.ContainsFunc(st.Principal.AWS, func(p string) bool {
@@ -273,12 +270,54 @@ func renderGrant(principals, resources []string) (json.RawMessage, error) {
 
 // statement is the part of a policy statement the merge looks at.
 type statement struct {
-	Sid       string          `json:"Sid"`
-	Effect    string          `json:"Effect"`
-	Principal principals      `json:"Principal"`
-	Action    stringList      `json:"Action"`
-	Resource  stringList      `json:"Resource"`
-	Condition json.RawMessage `json:"Condition"`
+	Sid       string
+	Effect    string
+	Principal principals
+	Action    stringList
+	Resource  stringList
+	// Condition, and any of NotPrincipal, NotAction or NotResource, make
+	// the statement one the merge does not rely on.
+	Condition json.RawMessage
+}
+
+// parseStatement reads a statement with IAM's element names matched
+// exactly (encoding/json would also accept "effect" or "ACTION", which
+// IAM does not read as those elements).
+func parseStatement(raw json.RawMessage) (statement, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return statement{}, err
+	}
+	var st statement
+	if v, ok := m["Sid"]; ok {
+		if err := json.Unmarshal(v, &st.Sid); err != nil {
+			return statement{}, err
+		}
+	}
+	if v, ok := m["Effect"]; ok {
+		if err := json.Unmarshal(v, &st.Effect); err != nil {
+			return statement{}, err
+		}
+	}
+	if v, ok := m["Principal"]; ok {
+		if err := st.Principal.parse(v); err != nil {
+			return statement{}, err
+		}
+	}
+	for key, dst := range map[string]*stringList{"Action": &st.Action, "Resource": &st.Resource} {
+		if v, ok := m[key]; ok {
+			if err := dst.parse(v); err != nil {
+				return statement{}, err
+			}
+		}
+	}
+	st.Condition = m["Condition"]
+	for _, k := range []string{"NotPrincipal", "NotAction", "NotResource"} {
+		if _, ok := m[k]; ok && st.Condition == nil {
+			st.Condition = json.RawMessage(`{}`)
+		}
+	}
+	return st, nil
 }
 
 // covers reports whether st alone grants g.
@@ -308,26 +347,30 @@ type principals struct {
 	AWS []string
 }
 
-func (p *principals) UnmarshalJSON(b []byte) error {
+func (p *principals) parse(b []byte) error {
 	var s string
 	if json.Unmarshal(b, &s) == nil {
 		p.Any = s == "*"
 		return nil
 	}
-	var m struct {
-		AWS stringList `json:"AWS"`
-	}
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	p.AWS = m.AWS
+	if v, ok := m["AWS"]; ok {
+		var l stringList
+		if err := l.parse(v); err != nil {
+			return err
+		}
+		p.AWS = l
+	}
 	return nil
 }
 
 // stringList is a policy value that is one string or a list of them.
 type stringList []string
 
-func (l *stringList) UnmarshalJSON(b []byte) error {
+func (l *stringList) parse(b []byte) error {
 	var s string
 	if json.Unmarshal(b, &s) == nil {
 		*l = []string{s}

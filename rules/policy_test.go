@@ -29,6 +29,8 @@ func TestMergeGrant(t *testing.T) {
 		{name: "keeps other statements first", existing: `{"Version":"2012-10-17","Statement":[` + other + `]}`, grant: g, wantChanged: true, wantSids: []string{"Replication", GrantSid}},
 		{name: "single statement object", existing: `{"Version":"2012-10-17","Statement":` + other + `}`, grant: g, wantChanged: true, wantSids: []string{"Replication", GrantSid}},
 		{name: "covered by a wildcard statement", existing: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["` + testRole + `"]},"Action":"ecr:*","Resource":"*"}]}`, grant: g, wantChanged: false},
+		{name: "element names are case-sensitive", existing: `{"Version":"2012-10-17","Statement":[{"effect":"Allow","Principal":"*","ACTION":"*","Resource":"*"}]}`, grant: g, wantChanged: true, wantSids: []string{"", GrantSid}},
+		{name: "NotAction does not cover", existing: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*","NotAction":"ecr:DeleteRepository","Resource":"*"}]}`, grant: g, wantChanged: true, wantSids: []string{"", GrantSid}},
 		{name: "deny does not cover", existing: `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*","Resource":"*"}]}`, grant: g, wantChanged: true, wantSids: []string{"", GrantSid}},
 		{name: "condition does not cover", existing: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-1"}}}]}`, grant: g, wantChanged: true, wantSids: []string{"", GrantSid}},
 		{
