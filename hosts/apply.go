@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 )
 
 // UndoDir is where Apply keeps its undo journal (journal.json) and the
@@ -376,52 +378,9 @@ func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
 	return missing, nil
 }
 
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, written, given mode (and the owner of like, if not nil),
-// synced and renamed over path, then the directory synced.
-func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ecr-ptc-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if like != nil {
-		if st, ok := like.Sys().(*syscall.Stat_t); ok {
-			if err = f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-				return err
-			}
-			err = nil
-		}
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Persist the rename; a failure here leaves the new file in place,
-	// which is what the caller asked for, so it is not reported.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+// writeAtomic replaces path with data; see atomicfile.Write.
+func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) error {
+	return atomicfile.Write(path, data, mode, like)
 }
 
 // Undo reverses what Apply did for the named components (all when none are

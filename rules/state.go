@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -82,27 +83,7 @@ func save(dir string, s Saved) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".rules-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, StateFile))
+	return atomicfile.Write(filepath.Join(dir, StateFile), append(data, '\n'), 0o644, nil)
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -131,35 +131,15 @@ func displayName(name string) string {
 	return name
 }
 
-// replaceFile writes data to name atomically, keeping the file's mode: a
-// reader sees the old content or the new, never a part, and a failure leaves
-// the old file as it was.
+// replaceFile writes data to name atomically, keeping the file's mode and
+// owner: a reader sees the old content or the new, never a part, and a
+// failure leaves the old file as it was.
 func replaceFile(name string, data []byte) error {
 	fi, err := os.Stat(name)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".ecr-ptc-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
+	if err := atomicfile.Write(name, data, fi.Mode().Perm(), fi); err != nil {
 		return fmt.Errorf("replace %s: %w", name, err)
 	}
 	return nil

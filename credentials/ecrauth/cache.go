@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 )
 
 // errForeignCacheDir reports a cache directory owned by another user.
@@ -252,34 +254,11 @@ func (c *diskCache) list() []entry {
 	return out
 }
 
-// writeAtomic writes b to path with mode 0600 through a temporary file in
-// the same directory, fsync and rename, so readers see the old or the new
-// content, never a partial file.
-func writeAtomic(path string, b []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write cache file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
+// writeAtomic writes b to path with mode 0600 so that readers see the old
+// or the new content, never a partial file.
+func writeAtomic(path string, b []byte) error {
+	if err := atomicfile.Write(path, b, 0o600, nil); err != nil {
 		return fmt.Errorf("write cache file %q: %w", path, err)
-	}
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("write cache file %q: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync cache file %q: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close cache file %q: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("replace cache file %q: %w", path, err)
 	}
 	return nil
 }
