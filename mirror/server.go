@@ -61,6 +61,24 @@ type Options struct {
 	Logger *slog.Logger
 	// DisableMetrics turns off /metrics (it then answers 404).
 	DisableMetrics bool
+	// UpstreamFallback makes requests that arrive through UpstreamHandler
+	// (the transparent proxy path, where the client has no fallback of its
+	// own) go to the upstream registry itself when ECR fails: unreachable,
+	// timed out, 5xx, 429, refusing the token, or answering NAME_UNKNOWN or
+	// DENIED. The upstream is asked anonymously, never with the ECR token.
+	// Default false.
+	UpstreamFallback bool
+	// UpstreamProxy, when set, is the HTTP proxy fallback requests go
+	// through (the proxy the host had before transparent mode). Default:
+	// no proxy.
+	UpstreamProxy *url.URL
+	// UpstreamTransport sends fallback requests to upstream registries.
+	// Default: NewTransport() with Proxy set to UpstreamProxy.
+	UpstreamTransport http.RoundTripper
+	// UpstreamEndpoints maps an upstream host ("quay.io") to the base URL
+	// fallback requests go to instead of https://<upstream registry>. For
+	// tests. Default: none.
+	UpstreamEndpoints map[string]string
 }
 
 // Server is the shim's HTTP handler: the registry API, /healthz and /metrics.
@@ -77,6 +95,11 @@ type Server struct {
 	bufPool  sync.Pool
 	renewMu  sync.Mutex
 	registry string
+
+	fallback    bool
+	upClient    *http.Client
+	upEndpoints map[string]string
+	upTokens    tokenCache
 }
 
 // New returns a Server for o.
@@ -111,6 +134,18 @@ func New(o Options) (*Server, error) {
 	if !o.DisableMetrics {
 		s.metrics = newMetrics()
 	}
+	s.fallback = o.UpstreamFallback
+	s.upEndpoints = o.UpstreamEndpoints
+	upRT := o.UpstreamTransport
+	if upRT == nil {
+		tr := NewTransport()
+		tr.Proxy = nil
+		if o.UpstreamProxy != nil {
+			tr.Proxy = http.ProxyURL(o.UpstreamProxy)
+		}
+		upRT = tr
+	}
+	s.upClient = &http.Client{Transport: upRT}
 	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
 	s.serving.Store(true)
 	return s, nil
@@ -297,6 +332,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	resp, err := s.sendECR(ctx, cancel, r, target)
 	if err != nil {
 		e := s.transportError(ctx, err, "ECR registry "+strconv.Quote(s.registry))
+		if e.reason != "client_gone" && s.canFallback(r) {
+			return s.fetchUpstream(w, r, rt, e.reason)
+		}
 		e.write(w, r)
 		return result{status: e.status, reason: e.reason}, e.message
 	}
@@ -310,9 +348,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	}
 	e := s.statusError(resp, "ECR registry "+strconv.Quote(s.registry))
 	if e == nil {
+		if s.canFallback(r) && ecrRefusal(resp) {
+			drain(resp.Body)
+			return s.fetchUpstream(w, r, rt, "ecr_"+strconv.Itoa(resp.StatusCode))
+		}
 		// A 4xx other than 401 and 429 is ECR's own registry error (NAME_UNKNOWN,
 		// MANIFEST_UNKNOWN, DENIED ...): pass it on as it is.
 		return s.relay(ctx, cancel, w, r, resp, nil)
+	}
+	if s.canFallback(r) {
+		drain(resp.Body)
+		return s.fetchUpstream(w, r, rt, e.reason)
 	}
 	e.write(w, r)
 	return result{status: e.status, reason: e.reason}, e.message
