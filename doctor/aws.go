@@ -175,6 +175,9 @@ func (d *Doctor) checkRegistry(ctx context.Context, st *state) Result {
 	if r := st.needs("ecr-api"); r != nil {
 		return *r
 	}
+	if st.authToken == "" {
+		return Result{Status: Skip, Detail: "needs the registry token of the ecr-api check"}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+st.registry+"/v2/", nil)
 	if err != nil {
 		return Result{Status: Fail, Detail: err.Error(), Fix: "check registry in the config file or --registry"}
@@ -200,6 +203,9 @@ func (d *Doctor) checkRegistry(ctx context.Context, st *state) Result {
 func (d *Doctor) checkRules(ctx context.Context, st *state) Result {
 	if r := st.needs("ecr-api"); r != nil {
 		return *r
+	}
+	if d.ECR == nil || st.registry == "" {
+		return Result{Status: Skip, Detail: "needs the registry host of the ecr-api check"}
 	}
 	rs, err := rules.Discover(ctx, d.ECR)
 	if err != nil {
@@ -328,6 +334,9 @@ func secretNameOf(arn string) string {
 func (d *Doctor) checkProbe(ctx context.Context, st *state) Result {
 	if r := st.needs("ecr-api", "registry"); r != nil {
 		return *r
+	}
+	if st.authToken == "" {
+		return Result{Status: Skip, Detail: "needs the registry token of the ecr-api check"}
 	}
 	if !st.rulesOK || st.mapping == nil {
 		return Result{Status: Skip, Detail: "needs the rules check, which did not pass"}

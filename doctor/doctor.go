@@ -152,7 +152,11 @@ func (d *Doctor) Run(ctx context.Context) []Result {
 		if r.Status == Pass {
 			r.Fix = ""
 		}
-		st.results[s.id] = r.Status
+		if !slices.Contains(d.Skip, s.id) {
+			// A check skipped with --skip does not hold up the ones
+			// after it; those that need what it finds say so.
+			st.results[s.id] = r.Status
+		}
 		out = append(out, r)
 	}
 	return out

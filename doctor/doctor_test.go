@@ -212,6 +212,11 @@ func TestDoctor(t *testing.T) {
 			fix:  map[string]string{"rules": "ecr-ptc rules create --upstream quay.io"},
 		},
 		{
+			name:  "skipping the registry check holds up nothing",
+			setup: func(_ *testing.T, f *fixture) { f.doctor.Skip = []string{"registry"} },
+			want:  map[string]Status{"registry": Skip, "pull-through": Pass, "rules": Pass},
+		},
+		{
 			name:  "docker not configured",
 			setup: func(t *testing.T, f *fixture) { writeFile(t, f.root, hosts.DefaultDaemonJSON, "{}\n") },
 			want:  map[string]Status{"docker": Fail},
