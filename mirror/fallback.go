@@ -247,7 +247,10 @@ func ParseBearerChallenge(h string) (BearerChallenge, bool) {
 			c.Scope = val
 		}
 	}
-	return c, c.Realm != ""
+	if c.Realm == "" {
+		return BearerChallenge{}, false
+	}
+	return c, true
 }
 
 // tokenCache keeps anonymous upstream tokens for a minute.
