@@ -123,6 +123,9 @@ func TestPackages(t *testing.T) {
 	t.Run("lifecycle/rpm", func(t *testing.T) {
 		rpmLifecycle(t, ctx, pkgPath(dist, oldVersion, hostArch, "rpm"), pkgPath(dist, newVersion, hostArch, "rpm"))
 	})
+	t.Run("boot/deb", func(t *testing.T) {
+		bootAndCheck(t, ctx, pkgPath(dist, newVersion, hostArch, "deb"))
+	})
 }
 
 func checkContents(t *testing.T, ctx context.Context, pkg, format, arch string) {
