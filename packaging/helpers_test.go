@@ -34,7 +34,7 @@ func require(t *testing.T, needs ...string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "missing: " + strings.Join(missing, ", ") + " (apt-get install rpm debootstrap packer systemd dpkg; run as root)"
+	msg := "missing: " + strings.Join(missing, ", ") + " (apt-get install rpm debootstrap packer systemd systemd-container; run as root)"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
