@@ -14,6 +14,7 @@
 //
 // The tests build both packages, check their file lists and modes, and
 // install, upgrade and remove them in a throwaway Debian root (dpkg in a
-// chroot, rpm --root), comparing engine configuration byte for byte. They
-// never touch the machine's own /etc.
+// chroot, rpm --root), comparing engine configuration byte for byte, and
+// boot the installed deb with systemd-nspawn to check that the sandboxed
+// unit starts the shim. They never touch the machine's own /etc.
 package packaging
