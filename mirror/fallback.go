@@ -285,14 +285,20 @@ func (c *tokenCache) put(host, scope, token string) {
 
 // ecrRefusal peeks at an ECR 403 or 404 answer and reports whether it says
 // the repository cannot be served from the cache (NAME_UNKNOWN, DENIED),
-// as opposed to a manifest or blob that does not exist. The peeked bytes
+// as opposed to a manifest that does not exist. Every 403 and every blob
+// 404 counts. The peeked bytes
 // stay readable from resp.Body.
-func ecrRefusal(resp *http.Response) bool {
+func ecrRefusal(resp *http.Response, blob bool) bool {
 	if resp.StatusCode == http.StatusForbidden {
 		return true
 	}
 	if resp.StatusCode != http.StatusNotFound {
 		return false
+	}
+	if blob {
+		// The manifest may have come from the upstream: its blobs need not
+		// be in ECR.
+		return true
 	}
 	peek, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	resp.Body = struct {

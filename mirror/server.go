@@ -348,7 +348,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	}
 	e := s.statusError(resp, "ECR registry "+strconv.Quote(s.registry))
 	if e == nil {
-		if s.canFallback(r) && ecrRefusal(resp) {
+		if s.canFallback(r) && ecrRefusal(resp, rt.kind == kindBlob) {
 			drain(resp.Body)
 			return s.fetchUpstream(w, r, rt, "ecr_"+strconv.Itoa(resp.StatusCode))
 		}

@@ -29,6 +29,10 @@ type Options struct {
 	// credentials Provider: t.Setenv in tests, os.Setenv in programs.
 	// Required.
 	Setenv func(key, value string)
+	// UpstreamFallback turns on the shim's fallback to the upstream for
+	// requests through Shim.UpstreamHandler; the fallback goes to the
+	// fake's in-process upstreams.
+	UpstreamFallback bool
 	// Observe, when set, is called for every request the shim sends to ECR
 	// or S3, after the answer arrived (queries are already redacted).
 	Observe func(method, url string, status int)
@@ -85,13 +89,21 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.Observe != nil {
 		rt = observer{next: rt, fn: o.Observe}
 	}
+	endpoints := map[string]string{}
+	for _, r := range e.Mapping.Rules() {
+		if u := fake.Upstream(r.Upstream); u != nil {
+			endpoints[r.Upstream] = u.URL()
+		}
+	}
 	e.Shim, err = mirror.New(mirror.Options{
-		Mapping:         e.Mapping,
-		Tokens:          e.Tokens,
-		Transport:       rt,
-		FollowRedirects: o.FollowRedirects,
-		UpstreamTimeout: o.UpstreamTimeout,
-		Logger:          o.Logger,
+		Mapping:           e.Mapping,
+		Tokens:            e.Tokens,
+		Transport:         rt,
+		FollowRedirects:   o.FollowRedirects,
+		UpstreamTimeout:   o.UpstreamTimeout,
+		Logger:            o.Logger,
+		UpstreamFallback:  o.UpstreamFallback,
+		UpstreamEndpoints: endpoints,
 	})
 	if err != nil {
 		return nil, err
