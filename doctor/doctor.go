@@ -46,7 +46,7 @@ const DefaultProbeImage = "public.ecr.aws/docker/library/busybox:latest"
 // Checks lists every check ID in the order Run runs them.
 var Checks = []string{
 	"aws-identity", "ecr-api", "vpc-endpoints", "registry", "rules", "secrets",
-	"pull-through", "mirror", "containerd", "hosts-toml", "docker", "mutable-tags",
+	"pull-through", "mirror", "containerd", "hosts-toml", "docker", "podman", "mutable-tags",
 }
 
 // Doctor holds what the checks need. Every field documents its default; a
@@ -89,6 +89,9 @@ type Doctor struct {
 	ContainerdConfig string
 	CertsDir         string
 	Docker           hosts.DockerOptions
+	// Podman names podman's files; empty fields take
+	// hosts.PodmanOptions' defaults.
+	Podman hosts.PodmanOptions
 	// RefFiles are documents (Kubernetes manifests, Compose files,
 	// Dockerfiles) whose image references the mutable-tags check reads.
 	RefFiles []RefFile
@@ -136,6 +139,7 @@ func (d *Doctor) Run(ctx context.Context) []Result {
 		{"containerd", "containerd CRI reads hosts.toml (config_path)", d.checkContainerd},
 		{"hosts-toml", "hosts.toml files send pulls to the shim", d.checkHostsTOML},
 		{"docker", "Docker Engine registry mirror and credential helper", d.checkDocker},
+		{"podman", "podman, buildah, skopeo and CRI-O registries.conf mirrors", d.checkPodman},
 		{"mutable-tags", "references that use mutable tags", d.checkMutableTags},
 	}
 	out := make([]Result, 0, len(steps))

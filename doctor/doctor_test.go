@@ -243,6 +243,12 @@ func TestDoctor(t *testing.T) {
 			fix:  map[string]string{"docker": "containerd image store"},
 		},
 		{
+			name:  "podman not configured",
+			setup: func(t *testing.T, f *fixture) { writeFile(t, f.root, "/etc/containers/registries.conf", "") },
+			want:  map[string]Status{"podman": Warn},
+			fix:   map[string]string{"podman": "ecr-ptc configure podman"},
+		},
+		{
 			name: "mutable tags",
 			setup: func(_ *testing.T, f *fixture) {
 				f.doctor.RefFiles = []RefFile{{Name: "deploy.yaml", Data: []byte("spec:\n  containers:\n  - image: nginx\n  - image: quay.io/a/b:1.2\n  - image: redis:latest\n")}}

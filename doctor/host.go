@@ -130,6 +130,28 @@ func (d *Doctor) checkDocker(_ context.Context, st *state) Result {
 	return Result{Status: Pass, Detail: "via " + mode}
 }
 
+// checkPodman warns when podman (or buildah, skopeo, CRI-O) is installed
+// but its registries.conf drop-in does not send pulls to the account's
+// ECR: those tools are usually not what runs a node's containers, so this
+// is a warning, not a failure.
+func (d *Doctor) checkPodman(_ context.Context, st *state) Result {
+	if !hosts.FindEngines(d.Root).Podman {
+		return Result{Status: Skip, Detail: "podman, buildah, skopeo and CRI-O not found below " + d.Root}
+	}
+	if st.mapping == nil {
+		return Result{Status: Skip, Detail: "needs the rules check, which did not pass"}
+	}
+	plan, err := hosts.PlanPodman(d.Root, d.Podman, st.mapping)
+	if err != nil {
+		return Result{Status: Warn, Detail: oneLine(err), Fix: "ecr-ptc configure podman --registries-conf <another drop-in>"}
+	}
+	if bad := changedPaths(plan.Changes); len(bad) > 0 {
+		return Result{Status: Warn, Detail: "podman, buildah, skopeo and CRI-O pull from the upstreams: " + strings.Join(bad, ", ") + " missing or outdated",
+			Fix: "ecr-ptc configure podman (or ecr-ptc setup)"}
+	}
+	return Result{Status: Pass, Detail: "registries.conf mirrors " + st.mapping.Registry()}
+}
+
 // changedPaths lists the paths of changes that would write something.
 func changedPaths(cs []hosts.Change) []string {
 	var out []string

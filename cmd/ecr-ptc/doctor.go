@@ -63,6 +63,8 @@ check failed, 0 otherwise (warnings do not fail); --json prints an array of
   hosts-toml     a hosts.toml per upstream sends pulls to the shim
   docker         daemon.json has the shim among registry-mirrors (and, for the
                  containerd image store, hosts.toml); the CLI's credHelpers
+  podman         the registries.conf drop-in sends podman, buildah, skopeo
+                 and CRI-O to the account's ECR (warn)
   mutable-tags   references in the --check-refs files (Kubernetes manifests,
                  Compose files, Dockerfiles) that have no tag or the tag
                  latest: ECR re-checks a cached tag upstream about once a day,
