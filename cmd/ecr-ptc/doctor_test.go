@@ -177,6 +177,8 @@ func TestRulesAdminUsage(t *testing.T) {
 		{"no upstream", []string{"rules", "create"}, 1, `required flag(s) "upstream" not set`},
 		{"dry run", []string{"rules", "create", "--upstream", "quay.io", "--prefix", "q", "--dry-run"}, 0, "would create rule q: quay.io (quay.io)"},
 		{"unknown check", []string{"doctor", "--skip", "nope"}, 2, `unknown check "nope"`},
+		{"dry run json", []string{"rules", "create", "--upstream", "registry.k8s.io", "--dry-run", "--json"}, 0, `"prefix": "kubernetes"`},
+		{"secret name", []string{"rules", "create", "--upstream", "ghcr.io", "--credential-arn", "arn:aws:secretsmanager:us-east-1:1:secret:gh"}, 2, `only reads secrets whose name starts with "ecr-pullthroughcache/"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
