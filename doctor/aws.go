@@ -73,6 +73,9 @@ func (d *Doctor) checkIdentity(ctx context.Context, st *state) Result {
 }
 
 func (d *Doctor) checkECRAPI(ctx context.Context, st *state) Result {
+	if d.ECR == nil && d.IdentityErr != nil {
+		return Result{Status: Skip, Detail: "needs the AWS configuration the aws-identity check could not load"}
+	}
 	if d.ECR == nil {
 		return Result{Status: Fail, Detail: "no ECR client", Fix: credentialsFix}
 	}
