@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -12,6 +13,10 @@ const (
 	DefaultMirrorListen          = "127.0.0.1:5050"
 	DefaultMirrorUpstreamTimeout = 30 * time.Second
 	DefaultMirrorLogLevel        = "info"
+	// DefaultMirrorCACert and DefaultMirrorCAKey are the local CA of
+	// transparent mode, created by `ecr-ptc setup --transparent`.
+	DefaultMirrorCACert = "/etc/ecr-ptc/ca/ca.crt"
+	DefaultMirrorCAKey  = "/etc/ecr-ptc/ca/ca.key"
 )
 
 // MirrorConfig is the [mirror] table: how `ecr-ptc mirror` listens and
@@ -25,6 +30,11 @@ const (
 //	upstream_timeout = "30s"    # wait for ECR/S3 response headers and body progress
 //	log_level = "info"          # debug, info, warn, error
 //	metrics = true              # serve Prometheus metrics on /metrics
+//	proxy_listen = ""           # CONNECT proxy for transparent mode, e.g. "127.0.0.1:5051"; "" is off
+//	upstream_fallback = true    # transparent mode: fetch from the upstream when ECR fails
+//	upstream_proxy = ""         # the host's original HTTPS proxy, chained through
+//	ca_cert = "/etc/ecr-ptc/ca/ca.crt"
+//	ca_key = "/etc/ecr-ptc/ca/ca.key"
 type MirrorConfig struct {
 	// Listen is the address the shim serves on. Default "127.0.0.1:5050".
 	Listen string `toml:"listen"`
@@ -45,6 +55,33 @@ type MirrorConfig struct {
 	// Metrics serves Prometheus metrics on /metrics. Default true; nil
 	// before defaults are applied.
 	Metrics *bool `toml:"metrics"`
+	// ProxyListen is the address of the HTTP CONNECT proxy of transparent
+	// mode (dockerd's HTTPS_PROXY), such as "127.0.0.1:5051". Loopback
+	// unless AllowNonLoopback; it refuses non-loopback clients anyway.
+	// Default "": no proxy.
+	ProxyListen string `toml:"proxy_listen"`
+	// UpstreamFallback makes the shim fetch from the upstream registry
+	// itself (anonymously, never with the ECR token) when ECR fails for a
+	// request that came through the proxy, where the client has no
+	// fallback of its own. Default true; nil before defaults are applied.
+	UpstreamFallback *bool `toml:"upstream_fallback"`
+	// UpstreamProxy is the HTTP proxy the host used before transparent
+	// mode ("http://proxy.internal:3128"): tunnels and fallback requests go
+	// through it. Default "": direct.
+	UpstreamProxy string `toml:"upstream_proxy"`
+	// CACert and CAKey are the PEM files of the local CA that mints the
+	// proxy's leaf certificates. The key is read from
+	// $CREDENTIALS_DIRECTORY/ecr-ptc-ca.key instead when systemd passes it
+	// with LoadCredential=. Defaults "/etc/ecr-ptc/ca/ca.crt" and
+	// "/etc/ecr-ptc/ca/ca.key".
+	CACert string `toml:"ca_cert"`
+	CAKey  string `toml:"ca_key"`
+}
+
+// FallbackEnabled reports whether the upstream fallback is on (true unless
+// upstream_fallback = false).
+func (m *MirrorConfig) FallbackEnabled() bool {
+	return m.UpstreamFallback == nil || *m.UpstreamFallback
 }
 
 // Duration is a time.Duration written in TOML as a string such as "30s".
@@ -76,6 +113,24 @@ func (m *MirrorConfig) Validate() error {
 	}
 	if !m.AllowNonLoopback && !isLoopbackHost(host) {
 		return fmt.Errorf("mirror.listen %q is not a loopback address: whoever reaches the shim pulls with the host's IAM role; use 127.0.0.1, or set mirror.allow_non_loopback = true", m.Listen)
+	}
+	if m.ProxyListen != "" {
+		host, port, err := net.SplitHostPort(m.ProxyListen)
+		if err != nil || port == "" {
+			return fmt.Errorf("mirror.proxy_listen %q: want host:port, such as \"127.0.0.1:5051\", or \"\" for no proxy", m.ProxyListen)
+		}
+		if !m.AllowNonLoopback && !isLoopbackHost(host) {
+			return fmt.Errorf("mirror.proxy_listen %q is not a loopback address: use 127.0.0.1, or set mirror.allow_non_loopback = true (the proxy still refuses clients that are not on loopback)", m.ProxyListen)
+		}
+		if m.ProxyListen == m.Listen {
+			return fmt.Errorf("mirror.proxy_listen %q is also mirror.listen: give the proxy a port of its own, such as 5051", m.ProxyListen)
+		}
+	}
+	if m.UpstreamProxy != "" {
+		u, err := url.Parse(m.UpstreamProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("mirror.upstream_proxy %q: want an http:// proxy URL such as \"http://proxy.internal:3128\"", redactProxy(m.UpstreamProxy))
+		}
 	}
 	if m.UpstreamTimeout.Duration < 0 {
 		return fmt.Errorf("mirror.upstream_timeout %q: must not be negative", m.UpstreamTimeout.String())
@@ -110,6 +165,27 @@ func (m *MirrorConfig) applyDefaults() {
 		t := true
 		m.Metrics = &t
 	}
+	if m.UpstreamFallback == nil {
+		t := true
+		m.UpstreamFallback = &t
+	}
+	if m.CACert == "" {
+		m.CACert = DefaultMirrorCACert
+	}
+	if m.CAKey == "" {
+		m.CAKey = DefaultMirrorCAKey
+	}
+}
+
+// redactProxy hides a password in a proxy URL for messages.
+func redactProxy(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	if _, after, ok := strings.Cut(s, "@"); ok {
+		return "xxxxx@" + after
+	}
+	return s
 }
 
 func (m *MirrorConfig) validate() error { return m.Validate() }

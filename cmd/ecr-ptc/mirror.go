@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,6 +19,8 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
+	"github.com/ecr-ptc/ecr-ptc/proxy"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
 // mirrorFlags are the flags of `ecr-ptc mirror`; each overrides the
@@ -26,6 +33,11 @@ type mirrorFlags struct {
 	logLevel         string
 	metrics          bool
 	drainTimeout     time.Duration
+	proxyListen      string
+	upstreamFallback bool
+	upstreamProxy    string
+	caCert           string
+	caKey            string
 }
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -55,6 +67,11 @@ ready (Type=notify) and drains requests in flight on SIGTERM.`,
 	fl.StringVar(&f.logLevel, "mirror-log-level", config.DefaultMirrorLogLevel, "log level of the shim: debug, info, warn or error (env ECR_PTC_MIRROR_LOG_LEVEL; --log-level, when given, wins)")
 	fl.BoolVar(&f.metrics, "metrics", true, "serve Prometheus metrics on /metrics (env ECR_PTC_MIRROR_METRICS)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", mirror.DefaultDrainTimeout, "on SIGTERM, wait this long for requests in flight (env ECR_PTC_MIRROR_DRAIN_TIMEOUT)")
+	fl.StringVar(&f.proxyListen, "proxy-listen", "", "address of the CONNECT proxy for transparent mode (dockerd's HTTPS_PROXY), such as 127.0.0.1:5051; empty: no proxy (env ECR_PTC_MIRROR_PROXY_LISTEN)")
+	fl.BoolVar(&f.upstreamFallback, "upstream-fallback", true, "for requests through the proxy, fetch from the upstream registry (anonymously) when ECR fails (env ECR_PTC_MIRROR_UPSTREAM_FALLBACK)")
+	fl.StringVar(&f.upstreamProxy, "upstream-proxy", "", "the host's original HTTP proxy, for tunnels and upstream fallback (env ECR_PTC_MIRROR_UPSTREAM_PROXY)")
+	fl.StringVar(&f.caCert, "ca-cert", config.DefaultMirrorCACert, "PEM certificate of the local CA of transparent mode (env ECR_PTC_MIRROR_CA_CERT)")
+	fl.StringVar(&f.caKey, "ca-key", config.DefaultMirrorCAKey, "PEM key of the local CA; $CREDENTIALS_DIRECTORY/"+caKeyCredential+" wins when systemd passes it (env ECR_PTC_MIRROR_CA_KEY)")
 	a.addMappingFlags(cmd)
 	return cmd
 }
@@ -112,6 +129,7 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		}
 	}
 	metrics := m.MetricsEnabled()
+	fallback := m.FallbackEnabled()
 	steps := []struct {
 		name  string
 		apply func(string) error
@@ -123,6 +141,11 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
 		{"metrics", parseBool(&metrics)},
 		{"drain-timeout", parseDur(&drain)},
+		{"proxy-listen", func(v string) error { m.ProxyListen = v; return nil }},
+		{"upstream-fallback", parseBool(&fallback)},
+		{"upstream-proxy", func(v string) error { m.UpstreamProxy = v; return nil }},
+		{"ca-cert", func(v string) error { m.CACert = v; return nil }},
+		{"ca-key", func(v string) error { m.CAKey = v; return nil }},
 	}
 	for _, s := range steps {
 		if err := set(s.name, s.apply); err != nil {
@@ -130,6 +153,7 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		}
 	}
 	m.Metrics = &metrics
+	m.UpstreamFallback = &fallback
 	if err := m.Validate(); err != nil {
 		return m, 0, usageError{err}
 	}
@@ -171,16 +195,33 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	copts.Logger = log
 	tokens := credentials.NewProvider(copts)
 
+	var upstreamProxy *url.URL
+	if m.UpstreamProxy != "" {
+		if upstreamProxy, err = url.Parse(m.UpstreamProxy); err != nil {
+			return usageError{fmt.Errorf("mirror.upstream_proxy: %w", err)}
+		}
+	}
 	srv, err := mirror.New(mirror.Options{
-		Mapping:         mapping,
-		Tokens:          tokens,
-		FollowRedirects: m.FollowRedirects,
-		UpstreamTimeout: m.UpstreamTimeout.Duration,
-		Logger:          log,
-		DisableMetrics:  !m.MetricsEnabled(),
+		Mapping:          mapping,
+		Tokens:           tokens,
+		FollowRedirects:  m.FollowRedirects,
+		UpstreamTimeout:  m.UpstreamTimeout.Duration,
+		Logger:           log,
+		DisableMetrics:   !m.MetricsEnabled(),
+		UpstreamFallback: m.FallbackEnabled(),
+		UpstreamProxy:    upstreamProxy,
 	})
 	if err != nil {
 		return err
+	}
+	var proxyDone chan error
+	if m.ProxyListen != "" {
+		px, pln, err := startProxy(ctx, &m, mapping, srv, upstreamProxy, log)
+		if err != nil {
+			return err
+		}
+		proxyDone = make(chan error, 1)
+		go func() { proxyDone <- px.Serve(ctx, pln) }()
 	}
 	ln, err := mirror.Listen(ctx, m.Listen, m.AllowNonLoopback)
 	if err != nil {
@@ -205,9 +246,67 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		<-ctx.Done()
 		_ = mirror.Notify("STOPPING=1")
 	}()
-	if err := srv.Serve(ctx, ln, drain, ready); err != nil {
+	err = srv.Serve(ctx, ln, drain, ready)
+	if proxyDone != nil {
+		err = errors.Join(err, <-proxyDone)
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// caKeyCredential is the name of the CA key among systemd credentials
+// (LoadCredential=ecr-ptc-ca.key:/etc/ecr-ptc/ca/ca.key): the service's
+// dynamic user cannot read the root-only key file itself.
+const caKeyCredential = "ecr-ptc-ca.key"
+
+// startProxy loads the local CA and opens the CONNECT proxy's listener.
+func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Mapping, srv *mirror.Server, upstream *url.URL, log *slog.Logger) (*proxy.Proxy, net.Listener, error) {
+	certPEM, err := os.ReadFile(m.CACert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the transparent-mode CA certificate: %w: run `ecr-ptc setup --transparent` (or `ecr-ptc configure docker --transparent`) to create it", err)
+	}
+	keyPath := m.CAKey
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+		if p := filepath.Join(dir, caKeyCredential); fileExists(p) {
+			keyPath = p
+		}
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the transparent-mode CA key: %w: the key is readable by root only; under systemd pass it with LoadCredential=%s:%s", err, caKeyCredential, m.CAKey)
+	}
+	ca, err := proxy.LoadCA(certPEM, keyPEM, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%q and %q: %w", m.CACert, keyPath, err)
+	}
+	var ups []string
+	for _, r := range mapping.Rules() {
+		ups = append(ups, r.Upstream)
+	}
+	intercept := proxy.InterceptHosts(ups)
+	px, err := proxy.New(proxy.Options{
+		CA:            ca,
+		Intercept:     intercept,
+		Handler:       srv.UpstreamHandler,
+		UpstreamProxy: upstream,
+		Logger:        log.With(slog.String("component", "proxy")),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := mirror.Listen(ctx, m.ProxyListen, m.AllowNonLoopback)
+	if err != nil {
+		px.Close()
+		return nil, nil, fmt.Errorf("proxy: %w", err)
+	}
+	up := ""
+	if upstream != nil {
+		up = upstream.Redacted()
+	}
+	log.Info("proxy listening", slog.String("proxy_listen", ln.Addr().String()), slog.Any("intercept", intercept),
+		slog.String("upstream_proxy", up), slog.Bool("upstream_fallback", m.FallbackEnabled()))
+	return px, ln, nil
 }
