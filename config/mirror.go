@@ -179,11 +179,11 @@ func (m *MirrorConfig) applyDefaults() {
 
 // redactProxy hides a password in a proxy URL for messages.
 func redactProxy(s string) string {
-	if u, err := url.Parse(s); err == nil {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
 		return u.Redacted()
 	}
-	if _, after, ok := strings.Cut(s, "@"); ok {
-		return "xxxxx@" + after
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return "xxxxx" + s[i:]
 	}
 	return s
 }
