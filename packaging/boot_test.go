@@ -67,46 +67,84 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// bootCheckUnit is a oneshot unit, ordered after the shim, that records the
-// shim's state into /root/check and powers the container off. It is a
-// format string for the port; %%%% becomes %% for systemd, which reads %% as
-// a literal percent sign.
+// bootCheckUnit runs bootCheckScript once the container has booted.
 const bootCheckUnit = `[Unit]
-Description=record the state of ecr-ptc-mirror.service for the test
-After=ecr-ptc-mirror.service
+Description=exercise the ecr-ptc package under systemd for the test
+After=multi-user.target
 
 [Service]
 Type=oneshot
-ExecStart=/bin/bash -c '\
-  mkdir -p /root/check; \
-  systemctl show -p ActiveState -p SubState -p Result ecr-ptc-mirror.service >/root/check/state; \
-  pid=$(systemctl show -p MainPID --value ecr-ptc-mirror.service); \
-  stat -c %%%%u /proc/$pid >/root/check/uid; \
-  stat -c "%%%%a %%%%u" /var/cache/private/ecr-ptc >/root/check/cache; \
-  exec 3<>/dev/tcp/127.0.0.1/%d && printf "GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && timeout 5 cat <&3 >/root/check/v2; \
-  journalctl -u ecr-ptc-mirror.service --no-pager >/root/check/journal; \
-  true'
+ExecStart=/bin/bash /root/boot-check.sh
 ExecStopPost=/bin/systemctl --no-block poweroff
 
 [Install]
 WantedBy=multi-user.target
 `
 
-// bootAndCheck installs the deb into a root that boots systemd, enables the
-// shim's unit with its full sandbox, boots the root in a container and
-// checks that the shim started (readiness notification), runs without
-// root, got its cache directory and answers /v2/.
-func bootAndCheck(t *testing.T, ctx context.Context, deb string) {
+// bootCheckScript, run under a booted systemd, sets the host up, upgrades
+// and removes the package, and records what it sees in /root/check for
+// the test to read. Its one argument is the shim's port.
+const bootCheckScript = `#!/bin/bash
+set -u
+out=/root/check
+mkdir -p "$out"
+svc=ecr-ptc-mirror.service
+port=$1
+status() {
+	local e
+	e=$(systemctl is-enabled $svc 2>/dev/null)
+	echo "$(systemctl show -p ActiveState --value $svc) ${e:-not-enabled}"
+}
+get_v2() {
+	exec 3<>/dev/tcp/127.0.0.1/$port && printf 'GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && timeout 5 cat <&3
+	exec 3<&-
+}
+
+status >"$out/installed"
+ecr-ptc setup --engines containerd --registry ` + registry + ` --rule docker.io=docker-hub >"$out/setup.log" 2>&1
+echo $? >"$out/setup.rc"
+status >"$out/setup"
+pid=$(systemctl show -p MainPID --value $svc)
+stat -c %u /proc/$pid >"$out/uid"
+stat -c '%a %u' /var/cache/private/ecr-ptc >"$out/cache"
+get_v2 >"$out/v2" 2>&1
+
+dpkg -i /root/ecr-ptc-new.deb >"$out/upgrade.log" 2>&1
+echo $? >"$out/upgrade.rc"
+echo "$(status) $pid $(systemctl show -p MainPID --value $svc)" >"$out/upgrade"
+get_v2 >"$out/v2-upgraded" 2>&1
+
+dpkg -r ecr-ptc >"$out/remove.log" 2>&1
+echo $? >"$out/remove.rc"
+status >"$out/removed"
+journalctl -u $svc --no-pager >"$out/journal"
+`
+
+// bootAndCheck installs the old deb into a root that boots systemd, boots
+// it in a container (systemd-nspawn) and there runs ecr-ptc setup, an
+// upgrade to the new deb and a removal, under a real systemd and the
+// unit's full sandbox. It checks that the package never starts the shim by
+// itself, that setup enables and starts it (readiness notification, a
+// dynamic unprivileged user, a 0700 cache directory, /v2/ answering), that
+// the upgrade restarts it, and that removal stops and disables it and
+// restores containerd's configuration byte for byte.
+func bootAndCheck(t *testing.T, ctx context.Context, oldDeb, newDeb string) {
 	require(t, "systemd-nspawn", "unshare")
 	root := systemdRoot(t, ctx)
-	data, err := os.ReadFile(deb)
-	if err != nil {
-		t.Fatal(err)
+	// Not /tmp: the booted container mounts a fresh tmpfs there.
+	for src, dst := range map[string]string{oldDeb: "root/ecr-ptc-old.deb", newDeb: "root/ecr-ptc-new.deb"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, dst), string(data), 0o644)
 	}
-	writeFile(t, filepath.Join(root, "tmp/ecr-ptc.deb"), string(data), 0o644)
-	mustChroot(t, ctx, root, "dpkg", "-i", "/tmp/ecr-ptc.deb")
+	mustChroot(t, ctx, root, "dpkg", "-i", "/root/ecr-ptc-old.deb")
+	seed := "version = 2\n# kept byte for byte\n[plugins]\n"
+	writeFile(t, filepath.Join(root, "etc/containerd/config.toml"), seed, 0o644)
+	seedState := stateOf(t, filepath.Join(root, "etc/containerd/config.toml"))
 	port := freePort(t)
-	// No AWS here: the rules come from the config file.
+	// No AWS here: the rules come from the config file and the flags.
 	writeFile(t, filepath.Join(root, configPath), fmt.Sprintf(`registry = %q
 discover = false
 [[rules]]
@@ -115,15 +153,17 @@ prefix = "docker-hub"
 [mirror]
 listen = "127.0.0.1:%d"
 `, registry, port), 0o644)
-	writeFile(t, filepath.Join(root, "etc/systemd/system/boot-check.service"), fmt.Sprintf(bootCheckUnit, port), 0o644)
-	mustChroot(t, ctx, root, "systemctl", "enable", unitName, "boot-check.service")
+	writeFile(t, filepath.Join(root, "root/boot-check.sh"), bootCheckScript, 0o755)
+	writeFile(t, filepath.Join(root, "etc/systemd/system/boot-check.service"),
+		strings.Replace(bootCheckUnit, "/root/boot-check.sh", fmt.Sprintf("/root/boot-check.sh %d", port), 1), 0o644)
+	mustChroot(t, ctx, root, "systemctl", "enable", "boot-check.service")
 
 	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	start := time.Now()
 	out, err := runErr(bctx, "", nil, "systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
 		"--directory", root, "--boot", "--console=pipe")
-	t.Logf("booted and powered off in %s", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("booted, checked and powered off in %s", time.Since(start).Round(100*time.Millisecond))
 	read := func(name string) string {
 		b, rerr := os.ReadFile(filepath.Join(root, "root/check", name))
 		if rerr != nil {
@@ -131,22 +171,47 @@ listen = "127.0.0.1:%d"
 		}
 		return strings.TrimSpace(string(b))
 	}
-	journal := read("journal")
-	t.Logf("journal of %s:\n%s", unitName, journal)
-	if state := read("state"); !strings.Contains(state, "ActiveState=active") || !strings.Contains(state, "SubState=running") {
-		t.Errorf("%s is not running after boot: %s", unitName, state)
+	t.Logf("setup:\n%s\nupgrade:\n%s\nremove:\n%s\njournal of %s:\n%s",
+		read("setup.log"), read("upgrade.log"), read("remove.log"), unitName, read("journal"))
+
+	if got := read("installed"); got != "inactive disabled" {
+		t.Errorf("after install the shim is %q, want \"inactive disabled\": only setup enables it", got)
 	}
-	t.Logf("shim uid %s; cache directory mode and owner %s", read("uid"), read("cache"))
-	if uid := read("uid"); uid == "" || uid == "0" || strings.Trim(uid, "0123456789") != "" {
+	if rc := read("setup.rc"); rc != "0" {
+		t.Errorf("ecr-ptc setup exited %s", rc)
+	}
+	if got := read("setup"); got != "active enabled" {
+		t.Errorf("after setup the shim is %q, want \"active enabled\"", got)
+	}
+	uid, cache := read("uid"), read("cache")
+	t.Logf("shim uid %s; cache directory mode and owner %s", uid, cache)
+	if uid == "" || uid == "0" || strings.Trim(uid, "0123456789") != "" {
 		t.Errorf("the shim runs as uid %q; want a dynamic unprivileged user", uid)
 	}
-	if cache := read("cache"); !strings.HasPrefix(cache, "700 ") || strings.HasSuffix(cache, " 0") {
-		t.Errorf("token cache directory: mode and owner %q, want 700 and the shim's user", cache)
+	if cache != "700 "+uid {
+		t.Errorf("token cache directory: mode and owner %q, want \"700 %s\"", cache, uid)
 	}
-	if v2 := read("v2"); !strings.HasPrefix(v2, "HTTP/1.0 200") || !strings.Contains(v2, "Docker-Distribution-Api-Version: registry/2.0") {
-		t.Errorf("GET /v2/ through the sandboxed shim answered:\n%s", v2)
+	for _, f := range []string{"v2", "v2-upgraded"} {
+		if v2 := read(f); !strings.HasPrefix(v2, "HTTP/1.0 200") || !strings.Contains(v2, "Docker-Distribution-Api-Version: registry/2.0") {
+			t.Errorf("%s: GET /v2/ through the sandboxed shim answered:\n%s", f, v2)
+		}
 	}
-	if !strings.Contains(journal, `"msg":"listening"`) {
-		t.Errorf("the shim did not log that it listens")
+	if rc := read("upgrade.rc"); rc != "0" {
+		t.Errorf("dpkg -i (upgrade) exited %s", rc)
+	}
+	if f := strings.Fields(read("upgrade")); len(f) != 4 || f[0] != "active" || f[1] != "enabled" || f[2] == f[3] {
+		t.Errorf("after the upgrade: state, enablement, old and new PID %q; want active, enabled and a new PID", f)
+	}
+	if rc := read("remove.rc"); rc != "0" {
+		t.Errorf("dpkg -r exited %s", rc)
+	}
+	if got := read("removed"); got != "inactive not-enabled" {
+		t.Errorf("after removal the shim is %q, want \"inactive not-enabled\"", got)
+	}
+	if got := stateOf(t, filepath.Join(root, "etc/containerd/config.toml")); got != seedState {
+		t.Errorf("removal did not restore containerd's config.toml:\n got %q\nwant %q", got.data, seed)
+	}
+	if exists(filepath.Join(root, "etc/containerd/certs.d")) {
+		t.Error("removal left /etc/containerd/certs.d")
 	}
 }

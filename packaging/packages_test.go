@@ -124,7 +124,7 @@ func TestPackages(t *testing.T) {
 		rpmLifecycle(t, ctx, pkgPath(dist, oldVersion, hostArch, "rpm"), pkgPath(dist, newVersion, hostArch, "rpm"))
 	})
 	t.Run("boot/deb", func(t *testing.T) {
-		bootAndCheck(t, ctx, pkgPath(dist, newVersion, hostArch, "deb"))
+		bootAndCheck(t, ctx, pkgPath(dist, oldVersion, hostArch, "deb"), pkgPath(dist, newVersion, hostArch, "deb"))
 	})
 }
 
