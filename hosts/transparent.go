@@ -1,0 +1,255 @@
+package hosts
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ecr-ptc/ecr-ptc/proxy"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+// Files of transparent mode.
+const (
+	DefaultCACert            = "/etc/ecr-ptc/ca/ca.crt"
+	DefaultCAKey             = "/etc/ecr-ptc/ca/ca.key"
+	DefaultDockerProxyDropIn = "/etc/systemd/system/docker.service.d/50-ecr-ptc-proxy.conf"
+	DefaultProxyURL          = "http://127.0.0.1:5051"
+)
+
+// TransparentComponent names the transparent-mode plan in the undo journal.
+const TransparentComponent = "docker-transparent"
+
+// TransparentOptions say which files PlanTransparent writes; empty fields
+// take the defaults.
+type TransparentOptions struct {
+	CertsDir string // default DefaultDockerCerts
+	DropIn   string // default DefaultDockerProxyDropIn
+	CACert   string // default DefaultCACert
+	CAKey    string // default DefaultCAKey
+	ProxyURL string // default DefaultProxyURL
+}
+
+// Transparent is what PlanTransparent found on the host.
+type Transparent struct {
+	// Intercepted are the hosts whose certs.d gets the CA.
+	Intercepted []string `json:"intercepted"`
+	// UpstreamProxy is the HTTPS proxy docker.service had before, which the
+	// shim must chain through ([mirror] upstream_proxy), or "".
+	UpstreamProxy string `json:"upstreamProxy,omitempty"`
+	// NewCA says the plan creates the CA.
+	NewCA bool `json:"newCA"`
+}
+
+// PlanTransparent plans transparent mode for a classic-store Docker
+// engine: the local CA (created once, key mode 0600), ca.crt in
+// certs.d/<host>/ for every intercepted upstream of m, and a systemd
+// drop-in for docker.service that sets HTTPS_PROXY to the shim's proxy and
+// NO_PROXY, keeping the NO_PROXY entries docker.service had.
+func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Plan, Transparent, error) {
+	if o.CertsDir == "" {
+		o.CertsDir = DefaultDockerCerts
+	}
+	if o.DropIn == "" {
+		o.DropIn = DefaultDockerProxyDropIn
+	}
+	if o.CACert == "" {
+		o.CACert = DefaultCACert
+	}
+	if o.CAKey == "" {
+		o.CAKey = DefaultCAKey
+	}
+	if o.ProxyURL == "" {
+		o.ProxyURL = DefaultProxyURL
+	}
+	p := Plan{Component: TransparentComponent}
+	var info Transparent
+
+	certPEM, certOK, err := ReadTarget(root, o.CACert)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	keyPEM, keyOK, err := ReadTarget(root, o.CAKey)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	switch {
+	case certOK && keyOK:
+		if _, err := proxy.LoadCA(certPEM, keyPEM, 0); err != nil {
+			return Plan{}, info, fmt.Errorf("%q and %q: %w: remove both to make a new CA", o.CACert, o.CAKey, err)
+		}
+		p.Changes = append(p.Changes,
+			Change{Path: o.CACert, Exists: true, Old: certPEM, New: certPEM},
+			Change{Path: o.CAKey, Exists: true, Old: keyPEM, New: keyPEM})
+	case certOK || keyOK:
+		return Plan{}, info, fmt.Errorf("only one of %q and %q exists: remove it to make a new CA", o.CACert, o.CAKey)
+	default:
+		host, _ := os.Hostname()
+		c, k, err := proxy.NewCA("ecr-ptc local CA " + host)
+		if err != nil {
+			return Plan{}, info, err
+		}
+		certPEM = c
+		info.NewCA = true
+		p.Changes = append(p.Changes,
+			Change{Path: o.CACert, New: c, Mode: 0o644},
+			Change{Path: o.CAKey, New: k, Mode: 0o600})
+		p.Notes = append(p.Notes, fmt.Sprintf("created the local CA %s (key %s, root only); it never leaves this host", o.CACert, o.CAKey))
+	}
+
+	info.Intercepted = proxy.InterceptHosts(upstreams(m))
+	for _, h := range info.Intercepted {
+		path := filepath.Join(o.CertsDir, h, "ca.crt")
+		old, ok, err := ReadTarget(root, path)
+		if err != nil {
+			return Plan{}, info, err
+		}
+		if ok && !bytes.Equal(old, certPEM) {
+			return Plan{}, info, fmt.Errorf("%q exists with another certificate: Docker would trust it for %s; move it away or remove it first", path, h)
+		}
+		p.Changes = append(p.Changes, Change{Path: path, Exists: ok, Old: old, New: certPEM, Mode: 0o644})
+	}
+
+	httpsProxy, noProxy, err := dockerProxyEnv(root, o.DropIn)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	if httpsProxy != "" && httpsProxy != o.ProxyURL {
+		info.UpstreamProxy = httpsProxy
+		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: set [mirror] upstream_proxy in /etc/ecr-ptc/config.toml to it so the shim chains through it")
+	}
+	dropIn := RenderDockerProxyDropIn(o.ProxyURL, noProxy)
+	old, ok, err := ReadTarget(root, o.DropIn)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	p.Changes = append(p.Changes, Change{Path: o.DropIn, Exists: ok, Old: old, New: dropIn, Mode: 0o644})
+	if !ok || !bytes.Equal(old, dropIn) {
+		p.Restart = append(p.Restart, "docker")
+		p.Notes = append(p.Notes, "run systemctl daemon-reload and restart docker to apply HTTPS_PROXY")
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("dockerd pulls %s through the proxy %s (run the shim with --proxy-listen); Docker Hub stays on registry-mirrors", strings.Join(info.Intercepted, ", "), o.ProxyURL))
+	return p, info, nil
+}
+
+// alwaysNoProxy are hosts dockerd must reach directly.
+var alwaysNoProxy = []string{"localhost", "127.0.0.1", "169.254.169.254"}
+
+// RenderDockerProxyDropIn renders the docker.service drop-in of
+// transparent mode. noProxy entries are kept, in order, before the ones
+// transparent mode needs.
+func RenderDockerProxyDropIn(proxyURL string, noProxy []string) []byte {
+	list := slices.Clone(noProxy)
+	for _, h := range alwaysNoProxy {
+		if !slices.Contains(list, h) {
+			list = append(list, h)
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("# Written by ecr-ptc (configure docker --transparent); removed by --undo.\n")
+	b.WriteString("# dockerd sends registry connections through the ecr-ptc proxy, which serves\n")
+	b.WriteString("# mapped public registries from the ECR pull-through cache and tunnels the rest.\n")
+	b.WriteString("[Service]\n")
+	fmt.Fprintf(&b, "Environment=\"HTTPS_PROXY=%s\"\n", proxyURL)
+	fmt.Fprintf(&b, "Environment=\"NO_PROXY=%s\"\n", strings.Join(list, ","))
+	return b.Bytes()
+}
+
+// dockerProxyEnv reads the HTTPS proxy and NO_PROXY entries docker.service
+// has from its other drop-ins, /etc/default/docker and
+// /etc/sysconfig/docker.
+func dockerProxyEnv(root, ownDropIn string) (httpsProxy string, noProxy []string, err error) {
+	var files []string
+	dir := filepath.Dir(ownDropIn)
+	if ents, err := os.ReadDir(inRoot(root, dir)); err == nil {
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			if strings.HasSuffix(e.Name(), ".conf") && p != ownDropIn {
+				files = append(files, p)
+			}
+		}
+	}
+	files = append(files, "/etc/default/docker", "/etc/sysconfig/docker")
+	for _, f := range files {
+		data, ok, err := ReadTarget(root, f)
+		if err != nil {
+			return "", nil, err
+		}
+		if !ok {
+			continue
+		}
+		for k, v := range ParseProxyEnv(data) {
+			switch strings.ToUpper(k) {
+			case "HTTPS_PROXY":
+				httpsProxy = v
+			case "NO_PROXY":
+				for h := range strings.SplitSeq(v, ",") {
+					if h = strings.TrimSpace(h); h != "" && !slices.Contains(noProxy, h) {
+						noProxy = append(noProxy, h)
+					}
+				}
+			}
+		}
+	}
+	return httpsProxy, noProxy, nil
+}
+
+// ParseProxyEnv finds HTTPS_PROXY and NO_PROXY (any case) assignments in
+// a systemd unit drop-in (Environment="K=V" ...) or a shell environment
+// file (K=V, export K=V).
+func ParseProxyEnv(data []byte) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Environment="); ok {
+			line = v
+		} else {
+			line = strings.TrimPrefix(line, "export ")
+		}
+		for _, f := range splitAssignments(line) {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				continue
+			}
+			switch strings.ToUpper(k) {
+			case "HTTPS_PROXY", "NO_PROXY":
+				out[k] = strings.Trim(v, `"'`)
+			}
+		}
+	}
+	return out
+}
+
+// splitAssignments splits `"A=1" B=2 'C=3 4'` into its assignments.
+func splitAssignments(s string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote == 0 && (r == '"' || r == '\''):
+			quote = r
+		case quote == 0 && (r == ' ' || r == '\t'):
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package hosts
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+)
+
+func transparentMapping(t *testing.T) *rewrite.Mapping {
+	t.Helper()
+	m, err := rewrite.NewMapping("123456789012.dkr.ecr.us-east-1.amazonaws.com", []rewrite.Rule{
+		{Prefix: "docker-hub", Upstream: "docker.io"},
+		{Prefix: "ecr-public", Upstream: "public.ecr.aws"},
+		{Prefix: "quay", Upstream: "quay.io"},
+		{Prefix: "kubernetes", Upstream: "registry.k8s.io"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestPlanTransparentApplyUndo(t *testing.T) {
+	root := t.TempDir()
+	other := filepath.Join(root, "etc/systemd/system/docker.service.d/http-proxy.conf")
+	if err := os.MkdirAll(filepath.Dir(other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	orig := "[Service]\nEnvironment=\"HTTPS_PROXY=http://proxy.internal:3128\" \"NO_PROXY=.internal,10.0.0.0/8\"\n"
+	if err := os.WriteFile(other, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, info, err := PlanTransparent(root, TransparentOptions{}, transparentMapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(info.Intercepted, ","); got != "public.ecr.aws,quay.io,registry.k8s.io" {
+		t.Fatalf("intercepted %q: Docker Hub must not be intercepted", got)
+	}
+	if info.UpstreamProxy != "http://proxy.internal:3128" || !info.NewCA {
+		t.Fatalf("info %+v", info)
+	}
+	if _, err := Apply(root, p); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(root, DefaultCAKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %v, want 0600", st.Mode().Perm())
+	}
+	if os.Geteuid() == 0 && st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("CA key owner %d, want root", st.Sys().(*syscall.Stat_t).Uid)
+	}
+	for _, h := range info.Intercepted {
+		if _, err := os.Stat(filepath.Join(root, DefaultDockerCerts, h, "ca.crt")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, DefaultDockerCerts, "docker.io")); err == nil {
+		t.Fatal("certs.d/docker.io written")
+	}
+	drop, err := os.ReadFile(filepath.Join(root, DefaultDockerProxyDropIn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`Environment="HTTPS_PROXY=http://127.0.0.1:5051"`, `Environment="NO_PROXY=.internal,10.0.0.0/8,localhost,127.0.0.1,169.254.169.254"`} {
+		if !strings.Contains(string(drop), want) {
+			t.Fatalf("drop-in lacks %s:\n%s", want, drop)
+		}
+	}
+	// A second plan changes nothing and keeps the CA.
+	p2, _, err := PlanTransparent(root, TransparentOptions{}, transparentMapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Changed() {
+		t.Fatalf("second plan changes files:\n%s", p2.Diff())
+	}
+	if _, err := Undo(root, false, TransparentComponent); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{DefaultCAKey, DefaultCACert, DefaultDockerProxyDropIn, filepath.Join(DefaultDockerCerts, "quay.io/ca.crt")} {
+		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
+			t.Fatalf("%s is still there after undo", f)
+		}
+	}
+	if b, _ := os.ReadFile(other); string(b) != orig {
+		t.Fatalf("the other drop-in changed: %q", b)
+	}
+}
+
+func TestParseProxyEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, key, want string
+	}{
+		{"systemd quoted", `Environment="HTTPS_PROXY=http://p:3128"`, "HTTPS_PROXY", "http://p:3128"},
+		{"systemd two", `Environment="HTTP_PROXY=x" "NO_PROXY=a,b"`, "NO_PROXY", "a,b"},
+		{"shell export", `export https_proxy="http://p:1"`, "https_proxy", "http://p:1"},
+		{"comment", `#HTTPS_PROXY=http://p:1`, "HTTPS_PROXY", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ParseProxyEnv([]byte(tt.in))[tt.key]; got != tt.want {
+				t.Fatalf("%s = %q, want %q", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseProxyEnv(f *testing.F) {
+	f.Add([]byte(`Environment="HTTPS_PROXY=http://p:3128" "NO_PROXY=a"`))
+	f.Fuzz(func(t *testing.T, b []byte) { _ = ParseProxyEnv(b) })
+}
