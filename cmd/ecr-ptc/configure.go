@@ -71,6 +71,8 @@ func (d *dockerFlags) add(cmd *cobra.Command) {
 func newConfigureDockerCmd(a *app) *cobra.Command {
 	var f targetFlags
 	var d dockerFlags
+	var transparent bool
+	var proxyURL string
 	cmd := &cobra.Command{
 		Use:   "docker",
 		Short: "Make Docker pull through the shim and use the credential helper",
@@ -81,24 +83,52 @@ Engine 28+ with the containerd image store, hosts.toml files in
 /etc/docker/certs.d so that every mapped registry goes through the shim.
 
 It detects the engine's version and image store and says what it will and
-will not route: a classic-store engine routes only Docker Hub this way.`,
+will not route: a classic-store engine routes only Docker Hub this way.
+
+With --transparent it also creates a local CA in /etc/ecr-ptc/ca (key readable
+by root only), trusts it for each mapped upstream but Docker Hub through
+/etc/docker/certs.d/<host>/ca.crt, and writes a docker.service drop-in that sets
+HTTPS_PROXY to the shim's CONNECT proxy (keeping the NO_PROXY entries and noting
+any HTTPS proxy docker.service had, for [mirror] upstream_proxy). Run the shim
+with --proxy-listen 127.0.0.1:5051, then systemctl daemon-reload and restart
+docker. --undo removes all of it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(a); err != nil {
 				return err
 			}
 			if f.undo {
-				return a.undo(&f, "docker")
+				return a.undo(&f, "docker", hosts.TransparentComponent)
 			}
 			p, eng, err := a.planDocker(cmd, &f, &d)
 			if err != nil {
 				return err
 			}
-			return a.applyPlans(&f, []hosts.Plan{p}, map[string]any{"docker": eng})
+			plans := []hosts.Plan{p}
+			extra := map[string]any{"docker": eng}
+			if transparent {
+				m, err := a.mapping(cmd.Context())
+				if err != nil {
+					return err
+				}
+				to := hosts.TransparentOptions{CertsDir: d.opts.CertsDir, ProxyURL: proxyURL}
+				tp, info, err := hosts.PlanTransparent(f.root, to, m)
+				if err != nil {
+					return err
+				}
+				if f.dryRun {
+					hideCAKey(&tp)
+				}
+				plans = append(plans, tp)
+				extra["transparent"] = info
+			}
+			return a.applyPlans(&f, plans, extra)
 		},
 	}
 	f.add(cmd, true)
 	d.add(cmd)
+	cmd.Flags().BoolVar(&transparent, "transparent", false, "also route public.ecr.aws, quay.io, registry.k8s.io, ... of a classic-store engine through the shim's CONNECT proxy: local CA, certs.d ca.crt and a docker.service HTTPS_PROXY drop-in")
+	cmd.Flags().StringVar(&proxyURL, "proxy-url", hosts.DefaultProxyURL, "URL of the shim's CONNECT proxy (ecr-ptc mirror --proxy-listen) for --transparent")
 	a.addMappingFlags(cmd)
 	return cmd
 }
@@ -165,4 +195,14 @@ authenticate with docker-credential-ecr-ptc.`,
 	p.add(cmd)
 	a.addMappingFlags(cmd)
 	return cmd
+}
+
+// hideCAKey keeps a new CA key out of --dry-run diffs: a dry run writes
+// nothing, so the diff shows a placeholder instead of the key.
+func hideCAKey(p *hosts.Plan) {
+	for i, c := range p.Changes {
+		if c.Path == hosts.DefaultCAKey && !c.Exists {
+			p.Changes[i].New = []byte("(a new ECDSA P-256 private key, mode 0600, root only)\n")
+		}
+	}
 }
