@@ -62,6 +62,20 @@
 // breaks off mid-stream aborts the client connection, so a client never
 // mistakes a short blob for a whole one.
 //
+// # Transparent mode
+//
+// A classic-store Docker engine mirrors only Docker Hub. For other
+// registries it is sent through the CONNECT proxy of package proxy, which
+// terminates TLS for the mapped upstream hosts and hands the requests to
+// [Server.UpstreamHandler]: /v2/<repo>/... for quay.io is served as the path
+// form /mirror/quay.io/v2/<repo>/... . Such a client has no fallback of its
+// own, so with Options.UpstreamFallback a request on this path that ECR
+// fails (unreachable, timed out, 5xx, 429, a refused token, NAME_UNKNOWN or
+// DENIED, or any 404 for a blob) is fetched from the upstream registry
+// itself: anonymously (answering a Bearer challenge with an anonymous token
+// from its realm), through Options.UpstreamProxy if set, and never with the
+// ECR token. Requests through the mirror's own listener never fall back.
+//
 // # Operations
 //
 // /healthz answers 200 while serving and 503 while draining, without
