@@ -30,7 +30,8 @@ func newSetupCmd(a *app) *cobra.Command {
 	var d dockerFlags
 	var p podmanFlags
 	var engines, containerdConfig, certsDir string
-	var noService, restart bool
+	var noService, restart, transparent bool
+	var proxyURL string
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Configure every container engine on this host and start the shim",
@@ -96,6 +97,17 @@ the configure commands did, byte for byte.`,
 				}
 				extra["docker"] = eng
 				plans = append(plans, dp)
+				if transparent {
+					tp, info, err := hosts.PlanTransparent(f.root, hosts.TransparentOptions{CertsDir: d.opts.CertsDir, ProxyURL: proxyURL}, m)
+					if err != nil {
+						return err
+					}
+					if f.dryRun {
+						hideCAKey(&tp)
+					}
+					extra["transparent"] = info
+					plans = append(plans, tp)
+				}
 			}
 			if slices.Contains(want, "podman") {
 				pp, err := hosts.PlanPodman(f.root, p.opts, m)
@@ -150,6 +162,8 @@ the configure commands did, byte for byte.`,
 	fl.StringVar(&containerdConfig, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
 	fl.StringVar(&certsDir, "certs-dir", hosts.DefaultCertsDir, "directory for containerd's hosts.toml files (below --root)")
 	fl.BoolVar(&noService, "no-service", false, "do not enable or start "+mirrorService)
+	fl.BoolVar(&transparent, "transparent", false, "for a classic-store Docker engine, also create the local CA, certs.d ca.crt files and the docker.service HTTPS_PROXY drop-in of transparent mode (run the shim with --proxy-listen)")
+	fl.StringVar(&proxyURL, "proxy-url", hosts.DefaultProxyURL, "URL of the shim's CONNECT proxy for --transparent")
 	fl.BoolVar(&restart, "restart", false, "restart containerd and docker when their config changed (running system only)")
 	a.addMappingFlags(cmd)
 	return cmd
