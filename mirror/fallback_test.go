@@ -106,15 +106,15 @@ func TestUpstreamFallback(t *testing.T) {
 		wantStatus   int
 		wantUpstream bool
 	}{
-		{name: "ecr 503 falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
-		{name: "ecr 429 falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(429) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
+		{name: "ecr 503 falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
+		{name: "ecr 429 falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
 		{name: "ecr NAME_UNKNOWN falls back", ecr: nameUnknown, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
-		{name: "ecr denied falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
+		{name: "ecr denied falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200, wantUpstream: true},
 		{name: "ecr MANIFEST_UNKNOWN is passed on", ecr: manifestUnknown, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 404},
 		{name: "ecr ok is served from ecr", ecr: okManifest, fallback: true, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 200},
-		{name: "fallback off", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, fallback: false, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 503},
-		{name: "mirror path form never falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, fallback: true, path: "/mirror/quay.io/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 503},
-		{name: "ping answers without a challenge", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, fallback: true, path: "/transparent/v2/", wantStatus: 200},
+		{name: "fallback off", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, fallback: false, path: "/transparent/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 503},
+		{name: "mirror path form never falls back", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, fallback: true, path: "/mirror/quay.io/v2/coreos/etcd/manifests/v3.5.0", wantStatus: 503},
+		{name: "ping answers without a challenge", ecr: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, fallback: true, path: "/transparent/v2/", wantStatus: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,13 +159,13 @@ func TestUpstreamFallback(t *testing.T) {
 
 func TestUpstreamFallbackTokenReused(t *testing.T) {
 	t.Parallel()
-	ecr := newFakeECR(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) })
+	ecr := newFakeECR(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
 	up := newFakeUpstream(t)
 	var logs lockedWriterBuf
 	ts := httptest.NewServer(newFallbackShim(t, ecr, up, true, &logs))
 	t.Cleanup(ts.Close)
 	for range 3 {
-		if resp, body := do(t, http.MethodGet, ts.URL+"/transparent/v2/coreos/etcd/manifests/v3.5.0", nil); resp.StatusCode != 200 {
+		if resp, body := do(t, http.MethodGet, ts.URL+"/transparent/v2/coreos/etcd/manifests/v3.5.0", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	}

@@ -277,7 +277,7 @@ func TestRefusesSNIOtherThanConnectHost(t *testing.T) {
 	_, _ = io.WriteString(conn, "CONNECT quay.io:443 HTTP/1.1\r\nHost: quay.io:443\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
+	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT: %v %v", err, resp)
 	}
 	pool := x509.NewCertPool()
