@@ -279,7 +279,7 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 	} else {
 		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, %s: routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
 		if len(other) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; that needs the transparent proxy mode (a later release). Meanwhile pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+			p.Notes = append(p.Notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; run \"ecr-ptc configure docker --transparent\" to route them through the shim's HTTPS proxy, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
 		}
 	}
 	if changed {

@@ -27,6 +27,7 @@ func main() {
 		newVersionCmd(a),
 		newHostsCmd(a), newConfigureCmd(a), newSetupCmd(a),
 		newMirrorCmd(a),
+		newDoctorCmd(a),
 		newGenDocsCmd(a),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {
