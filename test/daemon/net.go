@@ -22,7 +22,7 @@ func wait(ctx context.Context, network, addr string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s %q: %w (last error: %v)", network, addr, ctx.Err(), err)
+			return fmt.Errorf("wait for %s %q: %w (last error: %w)", network, addr, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
