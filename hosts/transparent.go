@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,9 @@ const (
 	DefaultCAKey             = "/etc/ecr-ptc/ca/ca.key"
 	DefaultDockerProxyDropIn = "/etc/systemd/system/docker.service.d/50-ecr-ptc-proxy.conf"
 	DefaultProxyURL          = "http://127.0.0.1:5051"
+	// DefaultMirrorDropIn turns on the shim's CONNECT listener and hands it
+	// the root-only CA key through systemd credentials.
+	DefaultMirrorDropIn = "/etc/systemd/system/ecr-ptc-mirror.service.d/50-ecr-ptc-transparent.conf"
 )
 
 // TransparentComponent names the transparent-mode plan in the undo journal.
@@ -120,7 +124,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	}
 	if httpsProxy != "" && httpsProxy != o.ProxyURL {
 		info.UpstreamProxy = httpsProxy
-		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: set [mirror] upstream_proxy in /etc/ecr-ptc/config.toml to it so the shim chains through it")
+		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: the shim chains through it (ECR_PTC_MIRROR_UPSTREAM_PROXY in "+DefaultMirrorDropIn+")")
 	}
 	dropIn := RenderDockerProxyDropIn(o.ProxyURL, noProxy)
 	old, ok, err := ReadTarget(root, o.DropIn)
@@ -132,8 +136,43 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		p.Restart = append(p.Restart, "docker")
 		p.Notes = append(p.Notes, "run systemctl daemon-reload and restart docker to apply HTTPS_PROXY")
 	}
-	p.Notes = append(p.Notes, fmt.Sprintf("dockerd pulls %s through the proxy %s (run the shim with --proxy-listen); Docker Hub stays on registry-mirrors", strings.Join(info.Intercepted, ", "), o.ProxyURL))
+	shim, err := RenderMirrorDropIn(o.ProxyURL, info.UpstreamProxy, o.CACert, o.CAKey)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	oldShim, ok, err := ReadTarget(root, DefaultMirrorDropIn)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	p.Changes = append(p.Changes, Change{Path: DefaultMirrorDropIn, Exists: ok, Old: oldShim, New: shim, Mode: 0o644})
+	if !ok || !bytes.Equal(oldShim, shim) {
+		p.Restart = append(p.Restart, "ecr-ptc-mirror")
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("dockerd pulls %s through the shim's proxy %s (turned on for ecr-ptc-mirror.service by %s); Docker Hub stays on registry-mirrors", strings.Join(info.Intercepted, ", "), o.ProxyURL, DefaultMirrorDropIn))
 	return p, info, nil
+}
+
+// RenderMirrorDropIn renders the ecr-ptc-mirror.service drop-in of
+// transparent mode: the CONNECT listener at the proxy URL's address, the
+// host's original proxy to chain through (if any), and the CA. The key is
+// root-only, so the unit's dynamic user gets it as the systemd credential
+// ecr-ptc-ca.key, which the shim reads from $CREDENTIALS_DIRECTORY.
+func RenderMirrorDropIn(proxyURL, upstreamProxy, caCert, caKey string) ([]byte, error) {
+	u, err := url.Parse(proxyURL)
+	if err != nil || u.Host == "" || u.Port() == "" {
+		return nil, fmt.Errorf("proxy URL %q: want http://host:port, such as %s", proxyURL, DefaultProxyURL)
+	}
+	var b bytes.Buffer
+	b.WriteString("# Written by ecr-ptc (configure docker --transparent); removed by --undo.\n")
+	b.WriteString("# Turns on the shim's CONNECT proxy for dockerd and gives it the local CA.\n")
+	b.WriteString("[Service]\n")
+	fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_PROXY_LISTEN=%s\"\n", u.Host)
+	fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_CA_CERT=%s\"\n", caCert)
+	if upstreamProxy != "" {
+		fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_UPSTREAM_PROXY=%s\"\n", upstreamProxy)
+	}
+	fmt.Fprintf(&b, "LoadCredential=ecr-ptc-ca.key:%s\n", caKey)
+	return b.Bytes(), nil
 }
 
 // alwaysNoProxy are hosts dockerd must reach directly.

@@ -74,6 +74,15 @@ func TestPlanTransparentApplyUndo(t *testing.T) {
 			t.Fatalf("drop-in lacks %s:\n%s", want, drop)
 		}
 	}
+	shim, err := os.ReadFile(filepath.Join(root, DefaultMirrorDropIn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`Environment="ECR_PTC_MIRROR_PROXY_LISTEN=127.0.0.1:5051"`, "LoadCredential=ecr-ptc-ca.key:" + DefaultCAKey, `Environment="ECR_PTC_MIRROR_CA_CERT=` + DefaultCACert + `"`} {
+		if !strings.Contains(string(shim), want) {
+			t.Fatalf("shim drop-in lacks %s:\n%s", want, shim)
+		}
+	}
 	// A second plan changes nothing and keeps the CA.
 	p2, _, err := PlanTransparent(root, TransparentOptions{}, transparentMapping(t))
 	if err != nil {
@@ -85,7 +94,7 @@ func TestPlanTransparentApplyUndo(t *testing.T) {
 	if _, err := Undo(root, false, TransparentComponent); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{DefaultCAKey, DefaultCACert, DefaultDockerProxyDropIn, filepath.Join(DefaultDockerCerts, "quay.io/ca.crt")} {
+	for _, f := range []string{DefaultCAKey, DefaultCACert, DefaultDockerProxyDropIn, DefaultMirrorDropIn, filepath.Join(DefaultDockerCerts, "quay.io/ca.crt")} {
 		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
 			t.Fatalf("%s is still there after undo", f)
 		}

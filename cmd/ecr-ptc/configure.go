@@ -88,10 +88,11 @@ will not route: a classic-store engine routes only Docker Hub this way.
 With --transparent it also creates a local CA in /etc/ecr-ptc/ca (key readable
 by root only), trusts it for each mapped upstream but Docker Hub through
 /etc/docker/certs.d/<host>/ca.crt, and writes a docker.service drop-in that sets
-HTTPS_PROXY to the shim's CONNECT proxy (keeping the NO_PROXY entries and noting
-any HTTPS proxy docker.service had, for [mirror] upstream_proxy). Run the shim
-with --proxy-listen 127.0.0.1:5051, then systemctl daemon-reload and restart
-docker. --undo removes all of it.`,
+HTTPS_PROXY to the shim's CONNECT proxy (keeping the NO_PROXY entries), plus an
+ecr-ptc-mirror.service drop-in that turns that proxy on at 127.0.0.1:5051, hands
+the shim the CA key as a systemd credential, and chains through any HTTPS proxy
+docker.service had. Then run systemctl daemon-reload and restart ecr-ptc-mirror
+and docker. --undo removes all of it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(a); err != nil {

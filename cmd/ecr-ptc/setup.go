@@ -142,6 +142,10 @@ the configure commands did, byte for byte.`,
 				return nil
 			}
 			if restart && f.root == "/" {
+				// Drop-ins (transparent mode) take effect only after a reload.
+				if out, err := exec.CommandContext(ctx, "systemctl", "daemon-reload").CombinedOutput(); err != nil {
+					return fmt.Errorf("systemctl daemon-reload: %w: %s", err, bytes.TrimSpace(out))
+				}
 				for _, s := range restarts {
 					if out, err := exec.CommandContext(ctx, "systemctl", "restart", s).CombinedOutput(); err != nil {
 						return fmt.Errorf("systemctl restart %s: %w: %s", s, err, bytes.TrimSpace(out))
