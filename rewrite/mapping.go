@@ -163,10 +163,31 @@ func NewMapping(registry string, rules []Rule) (*Mapping, error) {
 // hostPattern is a whole registry host with an optional port.
 var hostPattern = regexp.MustCompile(`^(?:` + reference.DomainRegexp.String() + `)$`)
 
-// conventionalPrefix is the prefix the ECR console proposes per upstream.
-var conventionalPrefix = map[string]string{
-	DockerHub: "docker-hub", "public.ecr.aws": "ecr-public", "quay.io": "quay",
-	"registry.k8s.io": "kubernetes", "ghcr.io": "github", "registry.gitlab.com": "gitlab",
+// DefaultPrefix returns the ECR repository prefix the console suggests for
+// an upstream host (in any spelling): "docker-hub", "ecr-public", "quay",
+// "kubernetes", "github", "gitlab", "azure", "chainguard"; "" when there is
+// no convention (ECR-to-ECR rules, other hosts).
+func DefaultPrefix(upstream string) string {
+	host := NormalizeHost(upstream)
+	switch {
+	case host == DockerHub:
+		return "docker-hub"
+	case host == "public.ecr.aws":
+		return "ecr-public"
+	case host == "quay.io":
+		return "quay"
+	case host == "registry.k8s.io":
+		return "kubernetes"
+	case host == "ghcr.io":
+		return "github"
+	case host == "registry.gitlab.com":
+		return "gitlab"
+	case strings.HasSuffix(host, ".azurecr.io"):
+		return "azure"
+	case host == "cgr.dev":
+		return "chainguard"
+	}
+	return ""
 }
 
 // preferred orders two rules of one upstream: a is preferred over b.
@@ -174,7 +195,7 @@ func preferred(a, b Rule) bool {
 	if len(a.UpstreamRepositoryPrefix) != len(b.UpstreamRepositoryPrefix) {
 		return len(a.UpstreamRepositoryPrefix) > len(b.UpstreamRepositoryPrefix)
 	}
-	ca, cb := conventionalPrefix[a.Upstream] == a.Prefix, conventionalPrefix[b.Upstream] == b.Prefix
+	ca, cb := DefaultPrefix(a.Upstream) == a.Prefix, DefaultPrefix(b.Upstream) == b.Prefix
 	if ca != cb {
 		return ca
 	}

@@ -32,28 +32,7 @@ const SecretNamePrefix = "ecr-pullthroughcache/"
 // an upstream host (in any spelling): "docker-hub", "ecr-public", "quay",
 // "kubernetes", "github", "gitlab", "azure"; "" when there is no
 // convention (ECR-to-ECR rules, other hosts).
-func DefaultPrefix(upstream string) string {
-	host := rewrite.NormalizeHost(upstream)
-	switch {
-	case host == rewrite.DockerHub:
-		return "docker-hub"
-	case host == "public.ecr.aws":
-		return "ecr-public"
-	case host == "quay.io":
-		return "quay"
-	case host == "registry.k8s.io":
-		return "kubernetes"
-	case host == "ghcr.io":
-		return "github"
-	case host == "registry.gitlab.com":
-		return "gitlab"
-	case strings.HasSuffix(host, ".azurecr.io"):
-		return "azure"
-	case host == "cgr.dev":
-		return "chainguard"
-	}
-	return ""
-}
+func DefaultPrefix(upstream string) string { return rewrite.DefaultPrefix(upstream) }
 
 // CreateRequest is the rule `ecr-ptc rules create` asks for.
 type CreateRequest struct {
