@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+
+	"github.com/ecr-ptc/ecr-ptc/test/treesnap"
 )
 
 func testMapping(t testing.TB) *rewrite.Mapping {
@@ -34,55 +36,6 @@ func TestRenderRegistriesConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "registries.conf.golden", out)
-}
-
-// snapshot is a tree's content: path -> mode and bytes (directories: mode only).
-type snapshot map[string]string
-
-func snap(t *testing.T, root string) snapshot {
-	t.Helper()
-	s := snapshot{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		v := fi.Mode().String()
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(b)
-		}
-		s[rel] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (s snapshot) diff(o snapshot) []string {
-	var out []string
-	for k, v := range s {
-		if w, ok := o[k]; !ok {
-			out = append(out, "only before: "+k)
-		} else if v != w {
-			out = append(out, "differs: "+k)
-		}
-	}
-	for k := range o {
-		if _, ok := s[k]; !ok {
-			out = append(out, "only after: "+k)
-		}
-	}
-	return out
 }
 
 func writeFile(t *testing.T, root, p, content string, mode fs.FileMode) {
@@ -139,7 +92,7 @@ func planAll(t *testing.T, root string) []Plan {
 func TestApplyUndoRestoresTree(t *testing.T) {
 	t.Parallel()
 	root := seedTree(t)
-	before := snap(t, root)
+	before := treesnap.Take(t, root)
 
 	res, err := Apply(root, planAll(t, root)...)
 	if err != nil {
@@ -152,7 +105,7 @@ func TestApplyUndoRestoresTree(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("containerd config mode = %v, %v; want 0640 kept", fi.Mode(), err)
 	}
-	applied := snap(t, root)
+	applied := treesnap.Take(t, root)
 
 	// A second run plans no change and writes nothing, journal included.
 	for _, p := range planAll(t, root) {
@@ -163,7 +116,7 @@ func TestApplyUndoRestoresTree(t *testing.T) {
 	if _, err := Apply(root, planAll(t, root)...); err != nil {
 		t.Fatal(err)
 	}
-	if d := applied.diff(snap(t, root)); len(d) > 0 {
+	if d := applied.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("second Apply changed the tree: %q", d)
 	}
 
@@ -174,7 +127,7 @@ func TestApplyUndoRestoresTree(t *testing.T) {
 	if len(res.Kept) > 0 {
 		t.Errorf("Undo kept %q", res.Kept)
 	}
-	if d := before.diff(snap(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after Undo differs from before: %q", d)
 	}
 }
@@ -182,7 +135,7 @@ func TestApplyUndoRestoresTree(t *testing.T) {
 func TestUndoByComponent(t *testing.T) {
 	t.Parallel()
 	root := seedTree(t)
-	before := snap(t, root)
+	before := treesnap.Take(t, root)
 	if _, err := Apply(root, planAll(t, root)...); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +144,7 @@ func TestUndoByComponent(t *testing.T) {
 			t.Fatalf("undo %s: %v", c, err)
 		}
 	}
-	if d := before.diff(snap(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after undoing each component differs from before: %q", d)
 	}
 }
@@ -283,7 +236,7 @@ func TestMalformedInputWritesNothing(t *testing.T) {
 			t.Parallel()
 			root := seedTree(t)
 			tt.breakTree(t, root)
-			before := snap(t, root)
+			before := treesnap.Take(t, root)
 			err := func() error {
 				m := testMapping(t)
 				hp, err := PlanHosts(root, DefaultCertsDir, DefaultMirrorURL, m, "hosts")
@@ -308,7 +261,7 @@ func TestMalformedInputWritesNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
 			}
-			if d := before.diff(snap(t, root)); len(d) > 0 {
+			if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 				t.Errorf("a failed run changed the tree: %q", d)
 			}
 		})
@@ -331,7 +284,7 @@ func TestApplyRefusesStalePlan(t *testing.T) {
 func TestStaleHostsGoBack(t *testing.T) {
 	t.Parallel()
 	root := seedTree(t)
-	before := snap(t, root)
+	before := treesnap.Take(t, root)
 	if _, err := Apply(root, planAll(t, root)...); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +319,7 @@ func TestStaleHostsGoBack(t *testing.T) {
 	if _, err := Undo(root, false); err != nil {
 		t.Fatal(err)
 	}
-	if d := before.diff(snap(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after Undo differs from before: %q", d)
 	}
 }
@@ -374,7 +327,7 @@ func TestStaleHostsGoBack(t *testing.T) {
 func TestConcurrentApply(t *testing.T) {
 	t.Parallel()
 	root := seedTree(t)
-	before := snap(t, root)
+	before := treesnap.Take(t, root)
 	a, b := planAll(t, root), planAll(t, root)
 	errs := make(chan error, 2)
 	go func() { _, err := Apply(root, a...); errs <- err }()
@@ -386,7 +339,7 @@ func TestConcurrentApply(t *testing.T) {
 	if _, err := Undo(root, false); err != nil {
 		t.Fatal(err)
 	}
-	if d := before.diff(snap(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after Undo differs from before: %q", d)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/mirror/mirrortest"
 	"github.com/ecr-ptc/ecr-ptc/test/daemon"
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
+
+	"github.com/ecr-ptc/ecr-ptc/test/treesnap"
 )
 
 // buildECRPTC builds the ecr-ptc command into a temporary directory.
@@ -84,54 +86,6 @@ func seedSetupTree(t *testing.T) string {
 	return root
 }
 
-// setupTree is every path below a root with its mode and, for files, bytes.
-func setupTree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		v := fi.Mode().String()
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += "\n" + string(b)
-		}
-		out[rel] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func treeDiff(a, b map[string]string) []string {
-	var out []string
-	for k, v := range a {
-		if w, ok := b[k]; !ok {
-			out = append(out, "removed "+k)
-		} else if v != w {
-			out = append(out, "changed "+k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			out = append(out, "added "+k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // fakeRuleFlags returns --rule flags for every rule of the fake.
 func fakeRuleFlags(fake *ecrfake.Server) []string {
 	var out []string
@@ -157,7 +111,7 @@ var setupRules = []string{
 func TestSetupTree(t *testing.T) {
 	bin := buildECRPTC(t)
 	root := seedSetupTree(t)
-	before := setupTree(t, root)
+	before := treesnap.Take(t, root)
 	args := append([]string{"setup", "--root", root, "--mirror-url", "http://127.0.0.1:5050",
 		"--engines", "containerd,docker,podman", "--docker-version", "20.10.24", "--no-service"}, setupRules...)
 
@@ -168,14 +122,14 @@ func TestSetupTree(t *testing.T) {
 	if !strings.Contains(out, "+++ b/etc/docker/daemon.json") || !strings.Contains(out, `+    "registry-mirrors": ["http://127.0.0.1:5050"]`) {
 		t.Errorf("dry run prints no daemon.json diff:\n%s", out)
 	}
-	if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Fatalf("--dry-run changed the tree: %q", d)
 	}
 
 	if _, stderr, err := runECRPTC(t, bin, args...); err != nil {
 		t.Fatalf("setup: %v\n%s", err, stderr)
 	}
-	applied := setupTree(t, root)
+	applied := treesnap.Take(t, root)
 	ghcr := applied["etc/containerd/certs.d/ghcr.io/hosts.toml"]
 	if !strings.Contains(ghcr, "/mirror/ghcr.io/v2") || !strings.Contains(ghcr, "https://ghcr-mirror.internal") {
 		t.Errorf("the hand-written ghcr.io hosts.toml was not merged:\n%s", ghcr)
@@ -199,14 +153,14 @@ func TestSetupTree(t *testing.T) {
 			t.Errorf("second setup reports changes for %s: %q", c.Component, c.Changed)
 		}
 	}
-	if d := treeDiff(applied, setupTree(t, root)); len(d) > 0 {
+	if d := applied.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("second setup changed the tree: %q", d)
 	}
 
 	if _, stderr, err := runECRPTC(t, bin, "setup", "--root", root, "--undo"); err != nil {
 		t.Fatalf("setup --undo: %v\n%s", err, stderr)
 	}
-	if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after setup --undo differs from before: %q", d)
 	}
 
@@ -225,7 +179,7 @@ func TestSetupTree(t *testing.T) {
 		if err := os.WriteFile(unit, []byte("[Unit]\nDescription=ecr-ptc shim\n[Service]\nExecStart=/usr/bin/ecr-ptc mirror\n[Install]\nWantedBy=multi-user.target\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		before := setupTree(t, root)
+		before := treesnap.Take(t, root)
 		a := slices.DeleteFunc(slices.Clone(args), func(s string) bool { return s == "--no-service" })
 		a[2] = root
 		if _, stderr, err := runECRPTC(t, bin, a...); err != nil {
@@ -235,24 +189,24 @@ func TestSetupTree(t *testing.T) {
 		if _, err := os.Lstat(link); err != nil {
 			t.Errorf("setup --root did not enable the unit offline: %v", err)
 		}
-		enabled := setupTree(t, root)
+		enabled := treesnap.Take(t, root)
 		if _, stderr, err := runECRPTC(t, bin, a...); err != nil {
 			t.Fatalf("second setup: %v\n%s", err, stderr)
 		}
-		if d := treeDiff(enabled, setupTree(t, root)); len(d) > 0 {
+		if d := enabled.Diff(treesnap.Take(t, root)); len(d) > 0 {
 			t.Errorf("second setup changed the tree: %q", d)
 		}
 		if _, stderr, err := runECRPTC(t, bin, "setup", "--root", root, "--undo"); err != nil {
 			t.Fatalf("setup --undo: %v\n%s", err, stderr)
 		}
-		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+		if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 			t.Errorf("tree after setup --undo differs from before: %q", d)
 		}
 	})
 
 	t.Run("configure each engine", func(t *testing.T) {
 		root := t.TempDir() // no containerd config, no Docker files: all created
-		before := setupTree(t, root)
+		before := treesnap.Take(t, root)
 		mapping := setupRules
 		for _, c := range [][]string{
 			{"configure", "containerd"},
@@ -274,7 +228,7 @@ func TestSetupTree(t *testing.T) {
 				t.Fatalf("%s --undo: %v\n%s", strings.Join(c, " "), err, stderr)
 			}
 		}
-		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+		if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 			t.Errorf("tree after undoing each command differs from before: %q", d)
 		}
 	})
@@ -293,7 +247,7 @@ func TestSetupTree(t *testing.T) {
 		if err := os.WriteFile(bad, []byte("{\n  \"debug\": true,\n}\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		before := setupTree(t, root)
+		before := treesnap.Take(t, root)
 		a := slices.Clone(args)
 		a[2] = root
 		_, stderr, err := runECRPTC(t, bin, a...)
@@ -303,7 +257,7 @@ func TestSetupTree(t *testing.T) {
 		if !strings.Contains(stderr, "/etc/docker/daemon.json") || !strings.Contains(stderr, "line 3") {
 			t.Errorf("error does not name the file and line: %s", stderr)
 		}
-		if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+		if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 			t.Errorf("a refused setup changed the tree: %q", d)
 		}
 	})
@@ -332,14 +286,14 @@ func TestSetupPullsThroughShim(t *testing.T) {
 	bin := buildECRPTC(t)
 	helperDir := buildCredHelper(t)
 	root := seedSetupTree(t)
-	before := setupTree(t, root)
+	before := treesnap.Take(t, root)
 	args := append([]string{"setup", "--root", root, "--mirror-url", env.URL,
 		"--engines", "containerd,docker,podman", "--docker-version", "20.10.24", "--no-service",
 		"--registry", fake.RegistryHost()}, fakeRuleFlags(fake)...)
 	if _, stderr, err := runECRPTC(t, bin, args...); err != nil {
 		t.Fatalf("setup: %v\n%s", err, stderr)
 	}
-	applied := setupTree(t, root)
+	applied := treesnap.Take(t, root)
 	// The shim answers blob requests with ECR's redirect to S3, which the
 	// clients follow themselves: they resolve the fake's S3 host name and
 	// trust its CA through the namespace's /etc/hosts and CA bundle.
@@ -438,13 +392,13 @@ func TestSetupPullsThroughShim(t *testing.T) {
 	if _, stderr, err := runECRPTC(t, bin, args...); err != nil {
 		t.Fatalf("second setup: %v\n%s", err, stderr)
 	}
-	if d := treeDiff(applied, setupTree(t, root)); len(d) > 0 {
+	if d := applied.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("second setup changed the tree: %q", d)
 	}
 	if _, stderr, err := runECRPTC(t, bin, "setup", "--root", root, "--undo"); err != nil {
 		t.Fatalf("setup --undo: %v\n%s", err, stderr)
 	}
-	if d := treeDiff(before, setupTree(t, root)); len(d) > 0 {
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
 		t.Errorf("tree after setup --undo differs from before: %q", d)
 	}
 }
