@@ -3,8 +3,10 @@
 //
 // Every file ecr-ptc writes for a person or a peer (hosts.toml, daemon.json,
 // the token cache, the saved rule set, a manifest rewritten in place) goes
-// through Write. The package never deletes anything but its own temporary
-// files.
+// through Write, or through Stage and Commit when several files must be
+// replaced together. The package never deletes anything but its own
+// temporary files, which are named ".NAME.ecr-ptc-*" next to the target so
+// that a later run can find and remove the ones a killed process left.
 package atomicfile
 
 import (
@@ -15,15 +17,20 @@ import (
 	"syscall"
 )
 
-// Write replaces path with data: a temporary file in the same directory is
-// written, given mode (and the owner of like, when like is not nil and the
-// caller may chown), synced and renamed over path, then the directory is
-// synced so the rename survives a crash.
-func Write(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (err error) {
+// Staged is a complete new version of a file, synced to disk under a
+// temporary name next to its target, waiting for Commit or Discard.
+type Staged struct {
+	path, tmp string
+}
+
+// Stage writes data to a temporary file in path's directory, gives it mode
+// (and the owner of like, when like is not nil and the caller may chown) and
+// syncs it. path itself is not touched until Commit.
+func Stage(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (s *Staged, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ecr-ptc-*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -34,33 +41,58 @@ func Write(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (err er
 	}()
 	// Mode first, so a secret is never readable by others, even briefly.
 	if err = f.Chmod(mode); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err = f.Write(data); err != nil {
-		return err
+		return nil, err
 	}
 	if like != nil {
 		if st, ok := like.Sys().(*syscall.Stat_t); ok {
 			if err = f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-				return err
+				return nil, err
 			}
 			err = nil
 		}
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return nil, err
 	}
 	if err = f.Close(); err != nil {
+		return nil, err
+	}
+	return &Staged{path: path, tmp: tmp}, nil
+}
+
+// Commit renames the staged file over its target and syncs the directory
+// so the rename survives a crash. On failure the target is unchanged and
+// the temporary file is removed.
+func (s *Staged) Commit() error {
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		_ = os.Remove(s.tmp)
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Persist the rename; a failure here leaves the new file in place,
-	// which is what the caller asked for, so it is not reported.
-	if d, derr := os.Open(dir); derr == nil {
+	SyncDir(filepath.Dir(s.path))
+	return nil
+}
+
+// Discard removes the staged file; its target is unchanged.
+func (s *Staged) Discard() { _ = os.Remove(s.tmp) }
+
+// SyncDir persists the entries of directory dir (a rename, a removal). A
+// failure leaves the change in place, which is what the caller asked for,
+// so it is not reported.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	return nil
+}
+
+// Write replaces path with data: Stage, then Commit.
+func Write(path string, data []byte, mode fs.FileMode, like fs.FileInfo) error {
+	s, err := Stage(path, data, mode, like)
+	if err != nil {
+		return err
+	}
+	return s.Commit()
 }

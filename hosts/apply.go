@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/ecr-ptc/ecr-ptc/atomicfile"
@@ -35,6 +36,9 @@ type Change struct {
 	Mode fs.FileMode
 	// Remove deletes the file instead of writing New.
 	Remove bool
+	// Owned marks ecr-ptc's own state (the saved rule set): Undo removes or
+	// restores it even when it changed after Apply wrote it.
+	Owned bool
 }
 
 // Changed reports whether applying the change alters the file.
@@ -86,11 +90,13 @@ type Result struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-// journal records what Apply changed so that Undo can reverse it.
+// journal records what Apply changed so that Undo can reverse it. It is
+// written before any file it describes is changed, so that after a crash at
+// any point a rerun completes the change and Undo reverses it.
 type journal struct {
 	Version int `json:"version"`
-	// Dirs are the directories created to hold the journal, removed when the
-	// journal empties.
+	// Dirs are the directories created to hold the journal, outermost
+	// first, removed when the journal empties.
 	Dirs    []string `json:"dirs,omitempty"`
 	Entries []entry  `json:"entries"`
 }
@@ -107,12 +113,34 @@ type entry struct {
 	GID  int         `json:"gid,omitempty"`
 	// Backup is the file under backups/ holding the original bytes.
 	Backup string `json:"backup,omitempty"`
-	// Written is the SHA-256 of the bytes Apply last wrote.
+	// Original is the SHA-256 of the original bytes.
+	Original string `json:"original,omitempty"`
+	// Written is the SHA-256 of the bytes Apply last wrote (or is writing);
+	// Prev, of the ones it wrote before, which a crash may have left.
 	Written string `json:"written,omitempty"`
+	Prev    string `json:"prev,omitempty"`
+	// Owned marks ecr-ptc's own state, undone even when it changed.
+	Owned bool `json:"owned,omitempty"`
+}
+
+// ours reports whether content with SHA-256 h is what Apply wrote.
+func (e *entry) ours(h string) bool {
+	return h == e.Written || (e.Prev != "" && h == e.Prev)
+}
+
+// crashHook, set only by this package's tests, runs before every step that
+// writes to the tree, so that a test can kill the process at each in turn.
+var crashHook func(step string)
+
+func step(name string) {
+	if crashHook != nil {
+		crashHook(name)
+	}
 }
 
 // inRoot returns the path of system path p below root. p is cleaned first,
-// so it cannot climb out of root.
+// so it cannot climb out of root with "..". Symbolic links are checked by
+// resolve, which ReadTarget and Apply call before anything is written.
 func inRoot(root, p string) string {
 	return filepath.Join(root, filepath.Clean("/"+p))
 }
@@ -124,9 +152,13 @@ func sum(b []byte) string {
 
 // ReadTarget reads system path p below root for editing: a missing file is
 // (nil, false, nil); a directory, a symbolic link, a special file, a parent
-// that is not a directory or an unreadable file is an error naming p.
+// that is not a directory, a parent that is a link out of root, a file over
+// MaxFileSize or an unreadable file is an error naming p.
 func ReadTarget(root, p string) ([]byte, bool, error) {
-	full := inRoot(root, p)
+	full, err := resolve(root, p)
+	if err != nil {
+		return nil, false, err
+	}
 	fi, err := os.Lstat(full)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := checkParents(root, p); err != nil {
@@ -147,10 +179,12 @@ func ReadTarget(root, p string) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("%q is a symbolic link: ecr-ptc edits only regular files; replace the link with the file it points to, or point ecr-ptc at that file", p)
 	case !fi.Mode().IsRegular():
 		return nil, false, fmt.Errorf("%q is not a regular file", p)
+	case fi.Size() > MaxFileSize:
+		return nil, false, fmt.Errorf("%q is %d bytes, larger than the %d bytes a configuration file can be: check that it is the right file", p, fi.Size(), MaxFileSize)
 	}
-	data, err := os.ReadFile(full)
+	data, err := readCapped(full, p)
 	if err != nil {
-		return nil, false, fmt.Errorf("cannot read %q: %w", p, err)
+		return nil, false, err
 	}
 	if data == nil {
 		data = []byte{}
@@ -179,27 +213,30 @@ func checkParents(root, p string) error {
 	}
 }
 
-func journalPath(root string) string { return inRoot(root, UndoDir+"/journal.json") }
+const journalFile = UndoDir + "/journal.json"
 
-func loadJournal(root string) (*journal, bool, error) {
-	p := UndoDir + "/journal.json"
-	data, ok, err := ReadTarget(root, p)
+func journalPath(root string) string { return inRoot(root, journalFile) }
+
+func loadJournal(root string) (*journal, []byte, error) {
+	data, ok, err := ReadTarget(root, journalFile)
 	if err != nil || !ok {
-		return &journal{Version: 1}, false, err
+		return &journal{Version: 1}, nil, err
 	}
 	var j journal
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, false, fmt.Errorf("undo journal %q is damaged (%w): restore the files by hand from %q", p, err, UndoDir+"/backups")
+		return nil, nil, fmt.Errorf("undo journal %q is damaged (%w): restore the files by hand from %q", journalFile, err, UndoDir+"/backups")
 	}
-	return &j, true, nil
+	return &j, data, nil
+}
+
+func (j *journal) encode() []byte {
+	data, _ := json.MarshalIndent(j, "", "  ") // plain structs: cannot fail
+	return append(data, '\n')
 }
 
 func (j *journal) save(root string) error {
-	data, err := json.MarshalIndent(j, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(journalPath(root), append(data, '\n'), 0o600, nil)
+	step("journal")
+	return atomicfile.Write(journalPath(root), j.encode(), 0o600, nil)
 }
 
 func (j *journal) find(path string) *entry {
@@ -211,12 +248,158 @@ func (j *journal) find(path string) *entry {
 	return nil
 }
 
-// Apply writes every changed file of plans below root. Before anything is
-// written it checks that every target can be written; before each file is
-// replaced it records the file's original bytes, mode and owner in the undo
-// journal, and each write is atomic (a temporary file in the same directory,
-// fsync, rename). Files that would not change are not touched, so applying
-// the same plans twice writes nothing the second time.
+func (j *journal) hasDir(path string) bool {
+	return slices.ContainsFunc(j.Entries, func(e entry) bool { return e.Kind == "dir" && e.Path == path })
+}
+
+// create makes the journal's directories and writes j, at once: the
+// directories are built under a temporary name next to the outermost
+// missing one and renamed into place with the journal inside, so a crash
+// leaves either a complete journal or a temporary directory the next run
+// removes.
+func (j *journal) create(root string) error {
+	missing, err := missingDirs(root, UndoDir+"/backups")
+	if err != nil {
+		return err
+	}
+	j.Dirs = missing
+	if len(missing) == 0 {
+		return j.save(root)
+	}
+	outer := missing[0]
+	if outer == UndoDir+"/backups" {
+		if err := j.save(root); err != nil {
+			return err
+		}
+		step("mkdir")
+		return os.Mkdir(inRoot(root, outer), 0o700)
+	}
+	step("journal-dirs")
+	outerFull := inRoot(root, outer)
+	tmp, err := os.MkdirTemp(filepath.Dir(outerFull), "."+filepath.Base(outerFull)+".ecr-ptc-")
+	if err != nil {
+		return fmt.Errorf("create directory %q: %w", outer, err)
+	}
+	for _, d := range missing[1:] {
+		if err := os.Mkdir(tmp+strings.TrimPrefix(d, outer), 0o700); err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("create directory %q: %w", d, err)
+		}
+	}
+	if err := atomicfile.Write(tmp+strings.TrimPrefix(journalFile, outer), j.encode(), 0o600, nil); err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("write %q: %w", journalFile, err)
+	}
+	step("journal-rename")
+	if err := os.Rename(tmp, outerFull); err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("create directory %q: %w", outer, err)
+	}
+	atomicfile.SyncDir(filepath.Dir(outerFull))
+	return nil
+}
+
+// remove deletes the (empty) journal, every backup and the directories
+// made for them. When the outermost of those holds nothing else it is
+// renamed away first and then deleted, so a crash never leaves half of it.
+func (j *journal) remove(root string) error {
+	if len(j.Dirs) > 0 && j.onlyJournalBelow(root, j.Dirs[0]) {
+		outerFull := inRoot(root, j.Dirs[0])
+		step("journal-remove")
+		gone := filepath.Join(filepath.Dir(outerFull), "."+filepath.Base(outerFull)+".ecr-ptc-removed")
+		if err := os.Rename(outerFull, gone); err != nil {
+			return fmt.Errorf("remove %q: %w", j.Dirs[0], err)
+		}
+		atomicfile.SyncDir(filepath.Dir(outerFull))
+		return os.RemoveAll(gone)
+	}
+	backups := inRoot(root, UndoDir+"/backups")
+	if ents, err := os.ReadDir(backups); err == nil {
+		for _, e := range ents {
+			step("remove")
+			_ = os.Remove(filepath.Join(backups, e.Name()))
+		}
+	}
+	step("remove")
+	if err := os.Remove(journalPath(root)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := len(j.Dirs) - 1; i >= 0; i-- {
+		step("remove")
+		_ = os.Remove(inRoot(root, j.Dirs[i])) // only empty ones go; others are someone else's now
+	}
+	return nil
+}
+
+// onlyJournalBelow reports whether directory dir holds nothing but the
+// journal, its backups and the directories made for them.
+func (j *journal) onlyJournalBelow(root, dir string) bool {
+	only := true
+	_ = filepath.WalkDir(inRoot(root, dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			only = false
+			return fs.SkipAll
+		}
+		sys := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+		if root == "/" {
+			sys = p
+		}
+		switch {
+		case d.IsDir() && slices.Contains(j.Dirs, sys):
+		case sys == UndoDir || sys == UndoDir+"/backups":
+		case !d.IsDir() && (filepath.Dir(sys) == UndoDir || filepath.Dir(sys) == UndoDir+"/backups"):
+		default:
+			only = false
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return only
+}
+
+// cleanStaleAll removes the temporary files a killed run may have left
+// next to paths and in the journal's directories.
+func cleanStaleAll(root string, paths []string) {
+	for _, p := range paths {
+		cleanStale(root, p)
+	}
+	for d := UndoDir + "/backups"; d != "/"; d = filepath.Dir(d) {
+		cleanStale(root, d)
+	}
+	cleanStale(root, journalFile)
+	if matches, err := filepath.Glob(inRoot(root, UndoDir+"/backups/.*.ecr-ptc-*")); err == nil {
+		for _, m := range matches {
+			_ = os.RemoveAll(m)
+		}
+	}
+}
+
+// pending is one file Apply changes.
+type pending struct {
+	c         Change
+	component string
+	full      string
+	cur       fs.FileInfo // the file being replaced, nil for a new one
+	staged    *atomicfile.Staged
+	done      bool
+}
+
+// Apply writes every changed file of plans below root, all or nothing:
+//
+//  1. every target is re-read (it must still be what the plan read) and
+//     checked: inside root, not immutable or append-only, not on a
+//     read-only mount, writable;
+//  2. the undo journal records every change (original bytes, mode, owner
+//     and the new bytes' hash) before any target changes;
+//  3. each new file is staged next to its target (temporary file, mode,
+//     owner, fsync);
+//  4. the staged files are renamed over their targets.
+//
+// If a step fails, what was already renamed is put back and the journal
+// returns to what it was. If the process dies instead, running Apply again
+// completes the change and Undo reverses it; the temporary files it left
+// are removed. Files that would not change are not touched, so applying the
+// same plans twice writes nothing the second time.
 func Apply(root string, plans ...Plan) (Result, error) {
 	var res Result
 	unlock, err := lockRoot(root)
@@ -224,12 +407,11 @@ func Apply(root string, plans ...Plan) (Result, error) {
 		return res, err
 	}
 	defer unlock()
-	var todo []struct {
-		c         Change
-		component string
-	}
+	var todo []*pending
+	var paths []string
 	for _, p := range plans {
 		for _, c := range p.Changes {
+			paths = append(paths, c.Path)
 			if !c.Changed() {
 				continue
 			}
@@ -241,88 +423,154 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			if ok != c.Exists || !bytes.Equal(cur, c.Old) {
 				return res, fmt.Errorf("%q changed while ecr-ptc was planning its edit: run again", c.Path)
 			}
-			todo = append(todo, struct {
-				c         Change
-				component string
-			}{c, p.Component})
+			if err := checkReplaceable(root, c.Path, c.Exists); err != nil {
+				return res, err
+			}
+			todo = append(todo, &pending{c: c, component: p.Component, full: inRoot(root, c.Path)})
 		}
 	}
-	if len(todo) == 0 {
-		return res, nil
+	if len(todo) > 0 {
+		if err := checkParents(root, journalFile); err != nil {
+			return res, err
+		}
+		if err := checkReplaceable(root, journalFile, false); err != nil {
+			return res, err
+		}
 	}
-	if err := checkParents(root, UndoDir+"/journal.json"); err != nil {
-		return res, err
-	}
-	j, exists, err := loadJournal(root)
+	j, oldJournal, err := loadJournal(root)
 	if err != nil {
 		return res, err
 	}
-	if !exists {
-		created, err := mkdirAll(root, UndoDir+"/backups", 0o700)
-		if err != nil {
+	for _, e := range j.Entries {
+		paths = append(paths, e.Path)
+	}
+	cleanStaleAll(root, paths)
+	if len(todo) == 0 {
+		return res, nil
+	}
+
+	// The journal comes first: after it, every change is reversible.
+	newJournal := oldJournal == nil
+	if newJournal {
+		if err := j.create(root); err != nil {
 			return res, err
 		}
-		j.Dirs = append(j.Dirs, created...)
-	} else if _, err := mkdirAll(root, UndoDir+"/backups", 0o700); err != nil {
-		return res, err
+	}
+	var newBackups, newDirs []string
+	rollback := func(cause error) (Result, error) {
+		for i := len(todo) - 1; i >= 0; i-- {
+			t := todo[i]
+			if t.staged != nil {
+				t.staged.Discard()
+			}
+			if !t.done {
+				continue
+			}
+			if t.c.Exists {
+				_ = atomicfile.Write(t.full, t.c.Old, t.cur.Mode().Perm(), t.cur)
+			} else {
+				_ = os.Remove(t.full)
+			}
+		}
+		for i := len(newDirs) - 1; i >= 0; i-- {
+			_ = os.Remove(inRoot(root, newDirs[i]))
+		}
+		for _, b := range newBackups {
+			_ = os.Remove(inRoot(root, UndoDir+"/backups/"+b))
+		}
+		if newJournal {
+			_ = j.remove(root)
+		} else {
+			_ = atomicfile.Write(journalPath(root), oldJournal, 0o600, nil)
+		}
+		return Result{}, cause
 	}
 	for _, t := range todo {
 		c := t.c
-		full := inRoot(root, c.Path)
-		var cur fs.FileInfo // the file being replaced, nil for a new one
 		if c.Exists {
-			if cur, err = os.Lstat(full); err != nil {
-				return res, fmt.Errorf("%q: %w", c.Path, err)
+			if t.cur, err = os.Lstat(t.full); err != nil {
+				return rollback(fmt.Errorf("%q: %w", c.Path, err))
 			}
 		}
-		dirs, err := mkdirAll(root, filepath.Dir(c.Path), 0o755)
+		dirs, err := missingDirs(root, filepath.Dir(c.Path))
 		if err != nil {
-			return res, err
+			return rollback(err)
 		}
 		for _, d := range dirs {
-			j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
+			if !j.hasDir(d) {
+				j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
+			}
+			if !slices.Contains(newDirs, d) {
+				newDirs = append(newDirs, d)
+			}
 		}
 		e := j.find(c.Path)
 		switch {
 		case e == nil:
-			j.Entries = append(j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created"})
+			j.Entries = append(j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created", Owned: c.Owned})
 			e = &j.Entries[len(j.Entries)-1]
-			if cur != nil {
-				if err := j.backup(root, e, cur, c.Old); err != nil {
-					return res, err
+			if t.cur != nil {
+				if err := j.backup(root, e, t.cur, c.Old); err != nil {
+					return rollback(err)
 				}
+				newBackups = append(newBackups, e.Backup)
 			}
-		case cur != nil && sum(c.Old) != e.Written && e.Written != "":
+		case t.cur != nil && e.Written != "" && !e.ours(sum(c.Old)) && sum(c.Old) != e.Original:
 			res.Notes = append(res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
+		}
+		if e.Written != "" && e.Written != sum(c.New) {
+			e.Prev = e.Written
 		}
 		e.Written = sum(c.New)
 		if c.Remove {
 			e.Written = ""
 		}
-		if err := j.save(root); err != nil {
-			return res, err
+	}
+	if err := j.save(root); err != nil {
+		return rollback(err)
+	}
+	for _, d := range newDirs {
+		step("mkdir")
+		if err := os.Mkdir(inRoot(root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return rollback(fmt.Errorf("create directory %q: %w", d, err))
 		}
-		if c.Remove {
-			if err := os.Remove(full); err != nil {
-				return res, fmt.Errorf("remove %q: %w", c.Path, err)
-			}
-			res.Removed = append(res.Removed, c.Path)
+	}
+	for _, t := range todo {
+		if t.c.Remove {
 			continue
 		}
-		mode := c.Mode
+		mode := t.c.Mode
 		if mode == 0 {
 			mode = 0o644
 		}
-		if cur != nil {
-			mode = cur.Mode().Perm()
+		if t.cur != nil {
+			mode = t.cur.Mode().Perm()
 		}
-		if err := writeAtomic(full, c.New, mode, cur); err != nil {
-			return res, fmt.Errorf("write %q: %w", c.Path, err)
+		step("stage")
+		if t.staged, err = atomicfile.Stage(t.full, t.c.New, mode, t.cur); err != nil {
+			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
 		}
-		if c.Exists {
-			res.Written = append(res.Written, c.Path)
+	}
+	for _, t := range todo {
+		step("commit")
+		if t.c.Remove {
+			if err := os.Remove(t.full); err != nil {
+				return rollback(fmt.Errorf("remove %q: %w", t.c.Path, err))
+			}
+			atomicfile.SyncDir(filepath.Dir(t.full))
+			t.done = true
+			res.Removed = append(res.Removed, t.c.Path)
+			continue
+		}
+		if err := t.staged.Commit(); err != nil {
+			t.staged = nil
+			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
+		}
+		t.staged, t.done = nil, true
+		if t.c.Exists {
+			res.Written = append(res.Written, t.c.Path)
 		} else {
-			res.Created = append(res.Created, c.Path)
+			res.Created = append(res.Created, t.c.Path)
 		}
 	}
 	return res, nil
@@ -333,6 +581,7 @@ func Apply(root string, plans ...Plan) (Result, error) {
 func (j *journal) backup(root string, e *entry, cur fs.FileInfo, old []byte) error {
 	e.Kind = "modified"
 	e.Mode = cur.Mode().Perm()
+	e.Original = sum(old)
 	if st, ok := cur.Sys().(*syscall.Stat_t); ok {
 		e.UID, e.GID = int(st.Uid), int(st.Gid)
 	}
@@ -340,7 +589,8 @@ func (j *journal) backup(root string, e *entry, cur fs.FileInfo, old []byte) err
 	for j.hasBackup(name) {
 		name = "x" + name
 	}
-	if err := writeAtomic(inRoot(root, UndoDir+"/backups/"+name), old, 0o600, nil); err != nil {
+	step("backup")
+	if err := atomicfile.Write(inRoot(root, UndoDir+"/backups/"+name), old, 0o600, nil); err != nil {
 		return err
 	}
 	e.Backup = name
@@ -351,9 +601,9 @@ func (j *journal) hasBackup(name string) bool {
 	return slices.ContainsFunc(j.Entries, func(e entry) bool { return e.Backup == name })
 }
 
-// mkdirAll creates system path dir and its missing parents below root and
-// returns the ones it created, outermost first.
-func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
+// missingDirs returns the missing directories of system path dir below
+// root, outermost first, without creating them.
+func missingDirs(root, dir string) ([]string, error) {
 	dir = filepath.Clean("/" + dir)
 	var missing []string
 	for d := dir; d != "/"; d = filepath.Dir(d) {
@@ -370,7 +620,18 @@ func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
 		missing = append(missing, d)
 	}
 	slices.Reverse(missing)
+	return missing, nil
+}
+
+// mkdirAll creates system path dir and its missing parents below root and
+// returns the ones it created, outermost first.
+func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
+	missing, err := missingDirs(root, dir)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range missing {
+		step("mkdir")
 		if err := os.Mkdir(inRoot(root, d), mode); err != nil {
 			return nil, fmt.Errorf("create directory %q: %w", d, err)
 		}
@@ -380,6 +641,7 @@ func mkdirAll(root, dir string, mode fs.FileMode) ([]string, error) {
 
 // writeAtomic replaces path with data; see atomicfile.Write.
 func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) error {
+	step("write")
 	return atomicfile.Write(path, data, mode, like)
 }
 
@@ -388,10 +650,13 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) e
 // mode and owner back; a file Apply created is removed; a directory Apply
 // created is removed when empty. A file changed by someone after Apply wrote
 // it is left alone and listed in Result.Kept (its original stays in the
-// journal for a later run), unless force is set; a hosts.toml Apply created
-// to which someone added hosts keeps their hosts and loses the shim's. When the journal empties,
-// it and the directories made for it are removed too, so undo leaves the
-// tree as it was.
+// journal for a later run), unless force is set or it is ecr-ptc's own
+// state; a hosts.toml Apply created to which someone added hosts keeps their
+// hosts and loses the shim's. When the journal empties, it and the
+// directories made for it are removed too, so undo leaves the tree as it
+// was. Undo after a crash of Apply or of Undo itself, at any point, still
+// restores the original tree: the journal describes every change before it
+// is made, and is shortened only after the changes it drops are reversed.
 func Undo(root string, force bool, components ...string) (Result, error) {
 	var res Result
 	unlock, err := lockRoot(root)
@@ -399,11 +664,16 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 		return res, err
 	}
 	defer unlock()
-	j, exists, err := loadJournal(root)
+	j, data, err := loadJournal(root)
 	if err != nil {
 		return res, err
 	}
-	if !exists {
+	var paths []string
+	for _, e := range j.Entries {
+		paths = append(paths, e.Path)
+	}
+	cleanStaleAll(root, paths)
+	if data == nil {
 		res.Notes = append(res.Notes, "nothing to undo: no journal at "+UndoDir)
 		return res, nil
 	}
@@ -441,33 +711,39 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 		}
 	}
 	slices.Reverse(left)
+	if len(left) == len(j.Entries) && len(left) > 0 {
+		return res, nil // nothing reversed: the journal stays as it is
+	}
 	j.Entries = left
+	// Shorten the journal before its dropped backups go, so that a crash
+	// in between never leaves an entry without its original.
+	if len(j.Entries) > 0 || len(dropped) > 0 {
+		if err := j.save(root); err != nil {
+			return res, err
+		}
+	}
 	for _, e := range dropped {
 		if e.Backup != "" {
+			step("remove")
 			if err := os.Remove(inRoot(root, UndoDir+"/backups/"+e.Backup)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return res, err
 			}
 		}
 	}
 	if len(j.Entries) > 0 {
-		return res, j.save(root)
+		return res, nil
 	}
-	if err := os.Remove(journalPath(root)); err != nil {
-		return res, err
-	}
-	os.Remove(inRoot(root, UndoDir+"/backups"))
-	for i := len(j.Dirs) - 1; i >= 0; i-- {
-		os.Remove(inRoot(root, j.Dirs[i])) // only empty ones go; others are someone else's now
-	}
-	return res, nil
+	return res, j.remove(root)
 }
 
 // undoEntry reverses one journal entry and reports whether it must stay in
 // the journal.
 func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bool, error) {
 	full := inRoot(root, e.Path)
+	force = force || e.Owned
 	switch e.Kind {
 	case "dir":
+		step("remove")
 		err := os.Remove(full)
 		switch {
 		case err == nil:
@@ -499,14 +775,16 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 				return false, nil
 			}
 		}
-		if sum(cur) != e.Written && !force {
+		if !e.ours(sum(cur)) && !force {
 			res.Kept = append(res.Kept, e.Path)
 			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc created it; delete it yourself or run with --force", e.Path))
 			return true, nil
 		}
+		step("remove")
 		if err := os.Remove(full); err != nil {
 			return true, fmt.Errorf("remove %q: %w", e.Path, err)
 		}
+		atomicfile.SyncDir(filepath.Dir(full))
 		res.Removed = append(res.Removed, e.Path)
 		return false, nil
 	case "modified":
@@ -515,12 +793,18 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 			return true, err
 		}
 		if ok && bytes.Equal(cur, backup) {
+			// Never replaced, or restored before a crash: mode and owner
+			// may still be missing.
+			step("chmod")
 			if err := os.Chmod(full, e.Mode); err != nil {
+				return true, err
+			}
+			if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
 				return true, err
 			}
 			return false, nil
 		}
-		if ok && sum(cur) != e.Written && !force {
+		if ok && !e.ours(sum(cur)) && !force {
 			res.Kept = append(res.Kept, e.Path)
 			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc wrote it; its original is %q (run with --force to restore it)", e.Path, UndoDir+"/backups/"+e.Backup))
 			return true, nil
