@@ -32,6 +32,9 @@ type Loader struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// NoSave leaves the saved rule set alone; the caller writes
+	// Result.Discovered itself (setup does, through its undo journal).
+	NoSave bool
 }
 
 // Result is the mapping in effect and how it was found.
@@ -45,6 +48,9 @@ type Result struct {
 	SavedAt time.Time
 	// Err is the discovery error the saved rule set stood in for.
 	Err error
+	// Discovered is the rule set read from the account, to be saved, or
+	// nil when the account was not asked or could not be.
+	Discovered *Saved
 }
 
 // Load returns the mapping in effect.
@@ -71,7 +77,7 @@ func (l *Loader) Load(ctx context.Context) (Result, error) {
 	var res Result
 	if len(l.FlagRules) == 0 && cfg.Discover {
 		var err error
-		account, registry, err = l.discover(ctx, region, registry, now)
+		account, registry, res.Discovered, err = l.discover(ctx, region, registry, now)
 		if err != nil {
 			saved, serr := LoadSaved(cfg.StateDir)
 			if serr != nil {
@@ -110,32 +116,36 @@ func (l *Loader) Load(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func (l *Loader) discover(ctx context.Context, region, registry string, now func() time.Time) ([]rewrite.Rule, string, error) {
+func (l *Loader) discover(ctx context.Context, region, registry string, now func() time.Time) ([]rewrite.Rule, string, *Saved, error) {
 	newAPI := l.NewAPI
 	if newAPI == nil {
 		newAPI = func(ctx context.Context, region string) (API, error) { return NewAPI(ctx, region) }
 	}
 	api, err := newAPI(ctx, region)
 	if err != nil {
-		return nil, registry, err
+		return nil, registry, nil, err
 	}
 	rs, err := Discover(ctx, api)
 	if err != nil {
-		return nil, registry, err
+		return nil, registry, nil, err
 	}
 	if registry == "" {
 		if registry, err = RegistryHost(ctx, api); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
-	if err := save(l.Config.StateDir, toSaved(registry, region, rs, now())); err != nil {
+	saved := toSaved(registry, region, rs, now())
+	if l.NoSave {
+		return rs, registry, &saved, nil
+	}
+	if err := save(l.Config.StateDir, saved); err != nil {
 		// Not fatal: a person running the CLI without root cannot write
 		// /var/lib/ecr-ptc, and the rules are fresh anyway.
 		if l.Logger != nil {
 			l.Logger.Debug("could not save the rule set", "dir", l.Config.StateDir, "error", err)
 		}
 	}
-	return rs, registry, nil
+	return rs, registry, &saved, nil
 }
 
 // Merge returns the rules of all layers, a later layer's rules replacing

@@ -1,9 +1,11 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,7 +61,7 @@ func (s Saved) rules() []rewrite.Rule {
 // fs.ErrNotExist; an unreadable or corrupt one, an error naming the file.
 func LoadSaved(dir string) (Saved, error) {
 	p := filepath.Join(dir, StateFile)
-	data, err := os.ReadFile(p)
+	data, err := readState(p)
 	if err != nil {
 		return Saved{}, err
 	}
@@ -73,17 +75,61 @@ func LoadSaved(dir string) (Saved, error) {
 	return s, nil
 }
 
-// save writes the rule set atomically: a reader sees the old file or the
-// new one, never a part.
+// MaxStateSize is the largest saved rule set LoadSaved reads.
+const MaxStateSize = 1 << 20
+
+// Encode returns the bytes of the saved rule set for a file that holds
+// old now: old itself when it holds the same rule set (a newer SavedAt
+// alone is not a change), else s freshly encoded. Writing the result only
+// when it differs from old keeps repeated discoveries from touching the
+// file.
+func (s Saved) Encode(old []byte) []byte {
+	var prev Saved
+	if len(old) > 0 && json.Unmarshal(old, &prev) == nil {
+		prev.SavedAt = s.SavedAt
+		a, _ := json.Marshal(prev)
+		b, _ := json.Marshal(s)
+		if bytes.Equal(a, b) {
+			return old
+		}
+	}
+	data, _ := json.MarshalIndent(s, "", "  ") // plain struct: cannot fail
+	return append(data, '\n')
+}
+
+// save writes the rule set atomically, and only when it changed: a reader
+// sees the old file or the new one, never a part.
 func save(dir string, s Saved) error {
+	p := filepath.Join(dir, StateFile)
+	old, err := readState(p)
+	if err != nil && !isNotExist(err) {
+		old = nil // unreadable or corrupt: replace it
+	}
+	data := s.Encode(old)
+	if old != nil && bytes.Equal(old, data) {
+		return nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(s, "", "  ")
+	return atomicfile.Write(p, data, 0o644, nil)
+}
+
+// readState reads the saved rule set at p, refusing one over MaxStateSize.
+func readState(p string) ([]byte, error) {
+	f, err := os.Open(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.Write(filepath.Join(dir, StateFile), append(data, '\n'), 0o644, nil)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxStateSize {
+		return nil, fmt.Errorf("saved rule set %q is larger than %d bytes: it is replaced at the next successful discovery", p, MaxStateSize)
+	}
+	return data, nil
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -36,6 +36,12 @@ type app struct {
 
 	logger *slog.Logger
 	cfg    *config.Config
+
+	// deferRules makes loadRules keep the discovered rule set in
+	// discovered instead of saving it, for setup to write through its
+	// undo journal.
+	deferRules bool
+	discovered *rules.Saved
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -129,8 +135,10 @@ func (a *app) loadRules(ctx context.Context) (rules.Result, error) {
 	} else if cfg, err = a.config(); err != nil {
 		return rules.Result{}, err
 	}
-	l := &rules.Loader{Config: cfg, Registry: a.registry, FlagRules: fr, Logger: a.logger}
-	return l.Load(ctx)
+	l := &rules.Loader{Config: cfg, Registry: a.registry, FlagRules: fr, Logger: a.logger, NoSave: a.deferRules}
+	res, err := l.Load(ctx)
+	a.discovered = res.Discovered
+	return res, err
 }
 
 // mapping returns the mapping in effect.

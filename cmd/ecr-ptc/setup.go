@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/rules"
 )
 
 // mirrorService is the systemd unit of the shim, shipped by the packages.
@@ -55,10 +56,14 @@ the configure commands did, byte for byte.`,
 			}
 			ctx := cmd.Context()
 			if f.undo {
-				dirs := a.stopService(ctx, &f)
+				// Engines first, so they never point at a stopped shim;
+				// then the service, once undo has reversed enabling it.
+				marker, enabled, _ := hosts.ReadTarget(f.root, serviceMarker)
 				err := a.undo(&f)
-				for _, d := range dirs {
-					_ = os.Remove(filepath.Join(f.root, d)) // only if systemctl left it empty
+				if _, still, _ := hosts.ReadTarget(f.root, serviceMarker); enabled && !still {
+					for _, d := range a.stopService(ctx, &f, marker) {
+						_ = os.Remove(filepath.Join(f.root, d)) // only if systemctl left it empty
+					}
 				}
 				return err
 			}
@@ -70,6 +75,9 @@ the configure commands did, byte for byte.`,
 			if err != nil {
 				return err
 			}
+			// The discovered rule set is saved with the other files, through
+			// the undo journal, and only if setup writes anything at all.
+			a.deferRules = true
 			m, err := a.mapping(ctx)
 			if err != nil {
 				return err
@@ -122,6 +130,13 @@ the configure commands did, byte for byte.`,
 					return err
 				}
 				plans = append(plans, sp)
+			}
+			if a.discovered != nil {
+				rp, err := a.rulesPlan(f.root)
+				if err != nil {
+					return err
+				}
+				plans = append(plans, rp)
 			}
 			if err := a.applyPlans(&f, plans, extra); err != nil {
 				return err
@@ -291,13 +306,10 @@ func (a *app) startService(ctx context.Context, f *targetFlags) error {
 	return nil
 }
 
-// stopService disables the shim's unit if setup enabled it, and returns the
-// directories enabling it created, for removal once they are empty.
-func (a *app) stopService(ctx context.Context, f *targetFlags) []string {
-	marker, ok, _ := hosts.ReadTarget(f.root, serviceMarker)
-	if !ok {
-		return nil
-	}
+// stopService disables the shim's unit, which setup enabled as marker (the
+// content of serviceMarker) records, and returns the directories enabling
+// it created, for removal once they are empty.
+func (a *app) stopService(ctx context.Context, f *targetFlags, marker []byte) []string {
 	var dirs []string
 	for _, line := range strings.Split(string(marker), "\n") {
 		if d, ok := strings.CutPrefix(line, "dir /"); ok {
@@ -316,4 +328,30 @@ func (a *app) stopService(ctx context.Context, f *targetFlags) []string {
 	}
 	a.say("service: %s %s", strings.Join(args[:len(args)-1], " "), mirrorService)
 	return dirs
+}
+
+// rulesPlan plans the saved rule set (rules.json in the state directory)
+// as ecr-ptc's own state: written only when the rules changed (a newer
+// discovery time alone is no change), removed or restored by --undo.
+func (a *app) rulesPlan(root string) (hosts.Plan, error) {
+	p := hosts.Plan{Component: "state"}
+	cfg, err := a.config()
+	if err != nil {
+		return p, err
+	}
+	dir := cfg.StateDir
+	if root != "/" {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return p, fmt.Errorf("state directory %q is not below --root %q: set state_dir to an absolute path", dir, root)
+		}
+		dir = "/" + rel
+	}
+	path := filepath.Join(dir, rules.StateFile)
+	old, ok, err := hosts.ReadTarget(root, path)
+	if err != nil {
+		return p, fmt.Errorf("saved rule set: %w", err)
+	}
+	p.Changes = append(p.Changes, hosts.Change{Path: path, Exists: ok, Old: old, New: a.discovered.Encode(old), Mode: 0o644, Owned: true})
+	return p, nil
 }
