@@ -134,15 +134,19 @@ func checkReplaceable(root, p string, exists bool) error {
 	if err := unix.Statfs(dir, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
 		return fmt.Errorf("%q cannot be written: %q is on a read-only mount: remount it read-write and run again", p, rel)
 	}
-	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return fmt.Errorf("%q cannot be written: directory %q: %w: run as root", p, rel, err)
-	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("%q cannot be written: directory %q: %w", p, rel, err)
 	}
-	defer d.Close()
-	return checkFlags(d, rel)
+	err = checkFlags(d, rel)
+	_ = d.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%q cannot be written: directory %q: %w: run as root", p, rel, err)
+	}
+	return nil
 }
 
 // Inode attribute bits of FS_IOC_GETFLAGS (linux/fs.h).
