@@ -23,6 +23,11 @@ const (
 	// DefaultMirrorDropIn turns on the shim's CONNECT listener and hands it
 	// the root-only CA key through systemd credentials.
 	DefaultMirrorDropIn = "/etc/systemd/system/ecr-ptc-mirror.service.d/50-ecr-ptc-transparent.conf"
+	// DefaultMirrorProxyEnv is the root-only (0600) environment file that
+	// hands the shim the host's original proxy, which may hold a password;
+	// the drop-in names it with EnvironmentFile=, which systemd reads as
+	// root before it starts the shim.
+	DefaultMirrorProxyEnv = "/etc/ecr-ptc/mirror-proxy.env"
 )
 
 // TransparentComponent names the transparent-mode plan in the undo journal.
@@ -124,7 +129,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	}
 	if httpsProxy != "" && httpsProxy != o.ProxyURL {
 		info.UpstreamProxy = httpsProxy
-		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: the shim chains through it (ECR_PTC_MIRROR_UPSTREAM_PROXY in "+DefaultMirrorDropIn+")")
+		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: the shim chains through it (ECR_PTC_MIRROR_UPSTREAM_PROXY in the root-only "+DefaultMirrorProxyEnv+")")
 	}
 	dropIn := RenderDockerProxyDropIn(o.ProxyURL, noProxy)
 	old, ok, err := ReadTarget(root, o.DropIn)
@@ -136,7 +141,18 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		p.Restart = append(p.Restart, "docker")
 		p.Notes = append(p.Notes, "run systemctl daemon-reload and restart docker to apply HTTPS_PROXY")
 	}
-	shim, err := RenderMirrorDropIn(o.ProxyURL, info.UpstreamProxy, o.CACert, o.CAKey)
+	envFile := ""
+	oldEnv, envOK, err := ReadTarget(root, DefaultMirrorProxyEnv)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	if info.UpstreamProxy != "" {
+		envFile = DefaultMirrorProxyEnv
+		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(info.UpstreamProxy), Mode: 0o600})
+	} else if envOK {
+		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true})
+	}
+	shim, err := RenderMirrorDropIn(o.ProxyURL, envFile, o.CACert, o.CAKey)
 	if err != nil {
 		return Plan{}, info, err
 	}
@@ -154,10 +170,12 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 
 // RenderMirrorDropIn renders the ecr-ptc-mirror.service drop-in of
 // transparent mode: the CONNECT listener at the proxy URL's address, the
-// host's original proxy to chain through (if any), and the CA. The key is
-// root-only, so the unit's dynamic user gets it as the systemd credential
-// ecr-ptc-ca.key, which the shim reads from $CREDENTIALS_DIRECTORY.
-func RenderMirrorDropIn(proxyURL, upstreamProxy, caCert, caKey string) ([]byte, error) {
+// environment file with the host's original proxy to chain through (envFile,
+// "" for none), and the CA. The key is root-only, so the unit's dynamic user
+// gets it as the systemd credential ecr-ptc-ca.key, which the shim reads
+// from $CREDENTIALS_DIRECTORY. The drop-in is world-readable, so it never
+// holds a secret.
+func RenderMirrorDropIn(proxyURL, envFile, caCert, caKey string) ([]byte, error) {
 	u, err := url.Parse(proxyURL)
 	if err != nil || u.Host == "" || u.Port() == "" {
 		return nil, fmt.Errorf("proxy URL %q: want http://host:port, such as %s", proxyURL, DefaultProxyURL)
@@ -168,11 +186,21 @@ func RenderMirrorDropIn(proxyURL, upstreamProxy, caCert, caKey string) ([]byte, 
 	b.WriteString("[Service]\n")
 	fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_PROXY_LISTEN=%s\"\n", u.Host)
 	fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_CA_CERT=%s\"\n", caCert)
-	if upstreamProxy != "" {
-		fmt.Fprintf(&b, "Environment=\"ECR_PTC_MIRROR_UPSTREAM_PROXY=%s\"\n", upstreamProxy)
+	if envFile != "" {
+		fmt.Fprintf(&b, "EnvironmentFile=%s\n", envFile)
 	}
 	fmt.Fprintf(&b, "LoadCredential=ecr-ptc-ca.key:%s\n", caKey)
 	return b.Bytes(), nil
+}
+
+// RenderMirrorProxyEnv renders the root-only environment file that gives
+// the shim the host's original proxy (ECR_PTC_MIRROR_UPSTREAM_PROXY),
+// quoted for systemd's EnvironmentFile=.
+func RenderMirrorProxyEnv(upstreamProxy string) []byte {
+	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(upstreamProxy)
+	return []byte("# Written by ecr-ptc (configure docker --transparent); removed by --undo.\n" +
+		"# Root only: the proxy URL may hold a password.\n" +
+		"ECR_PTC_MIRROR_UPSTREAM_PROXY=\"" + q + "\"\n")
 }
 
 // alwaysNoProxy are hosts dockerd must reach directly.

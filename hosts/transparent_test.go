@@ -1,6 +1,7 @@
 package hosts
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,4 +127,62 @@ func TestParseProxyEnv(t *testing.T) {
 func FuzzParseProxyEnv(f *testing.F) {
 	f.Add([]byte(`Environment="HTTPS_PROXY=http://p:3128" "NO_PROXY=a"`))
 	f.Fuzz(func(t *testing.T, b []byte) { _ = ParseProxyEnv(b) })
+}
+
+// TestTransparentProxyPasswordStaysRootOnly: the password of the host's
+// proxy, read from a 0600 docker.service drop-in, reaches only a 0600 file;
+// every world-readable file setup writes is free of it.
+func TestTransparentProxyPasswordStaysRootOnly(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	const secret = "s3cr3t-pw"
+	writeFile(t, root, "/etc/systemd/system/docker.service.d/http-proxy.conf",
+		"[Service]\nEnvironment=\"HTTPS_PROXY=http://user:"+secret+"@proxy.internal:3128\"\n", 0o600)
+	p, info, err := PlanTransparent(root, TransparentOptions{}, transparentMapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info.UpstreamProxy, "proxy.internal") {
+		t.Fatalf("upstream proxy %q not found", info.UpstreamProxy)
+	}
+	if _, err := Apply(root, p); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(root, DefaultMirrorProxyEnv)
+	fi, err := os.Stat(env)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, %v; want mode 0600", DefaultMirrorProxyEnv, fi, err)
+	}
+	if b, _ := os.ReadFile(env); !strings.Contains(string(b), `ECR_PTC_MIRROR_UPSTREAM_PROXY="http://user:`+secret+`@proxy.internal:3128"`) {
+		t.Errorf("environment file lacks the quoted proxy:\n%s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, DefaultMirrorDropIn)); !strings.Contains(string(b), "EnvironmentFile="+DefaultMirrorProxyEnv+"\n") {
+		t.Errorf("shim drop-in does not load the environment file:\n%s", b)
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 && strings.Contains(string(b), secret) {
+			t.Errorf("%s (mode %v) holds the proxy password", path, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Undo(root, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(env); err == nil {
+		t.Errorf("%s is still there after undo", DefaultMirrorProxyEnv)
+	}
 }

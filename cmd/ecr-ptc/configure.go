@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
@@ -205,5 +206,20 @@ func hideCAKey(p *hosts.Plan) {
 		if c.Path == hosts.DefaultCAKey && !c.Exists {
 			p.Changes[i].New = []byte("(a new ECDSA P-256 private key, mode 0600, root only)\n")
 		}
+		if c.Path == hosts.DefaultMirrorProxyEnv {
+			// The proxy URL may hold a password: never print it.
+			p.Changes[i].Old, p.Changes[i].New = hideSecret(c.Old, "the current"), hideSecret(c.New, "the current")
+			if !bytes.Equal(c.Old, c.New) {
+				p.Changes[i].New = hideSecret(c.New, "a new")
+			}
+		}
 	}
+}
+
+// hideSecret stands in for the content of a root-only file in a dry run.
+func hideSecret(b []byte, which string) []byte {
+	if b == nil {
+		return nil
+	}
+	return []byte("(" + which + " ECR_PTC_MIRROR_UPSTREAM_PROXY, mode 0600, root only)\n")
 }
