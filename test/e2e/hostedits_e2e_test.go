@@ -218,3 +218,56 @@ func TestSetupRefusalWritesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestSetupUndoRestoresEnginesBeforeStoppingShim: setup --undo restores
+// the engine files first and disables the shim's unit after, so engines
+// never point at a stopped shim. A stand-in systemctl first in PATH records,
+// at each call, whether daemon.json still names the shim.
+func TestSetupUndoRestoresEnginesBeforeStoppingShim(t *testing.T) {
+	e := newHostEditsEnv(t)
+	root := e.seed()
+	unit := filepath.Join(root, "lib/systemd/system/ecr-ptc-mirror.service")
+	if err := os.MkdirAll(filepath.Dir(unit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unit, []byte("[Service]\nExecStart=/usr/bin/ecr-ptc mirror\n[Install]\nWantedBy=multi-user.target\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "systemctl.log")
+	script := `#!/bin/sh
+for a; do case $a in --root=*) root=${a#--root=};; esac; done
+state=restored
+grep -q registry-mirrors "$root/etc/docker/daemon.json" 2>/dev/null && state=shim
+echo "$* daemon.json=$state" >> "$SYSTEMCTL_LOG"
+case "$*" in *is-enabled*) echo disabled; exit 1;; esac
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.env = append(e.env, "PATH="+bin+":"+os.Getenv("PATH"), "SYSTEMCTL_LOG="+log)
+	before := treesnap.Take(t, root)
+	args := e.setupArgs(root)
+	args = args[:len(args)-1] // without --no-service
+	if out, err := e.ecrPTC(args...); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out)
+	}
+	if out, err := e.ecrPTC("setup", "--config", e.cfg, "--root", root, "--undo"); err != nil {
+		t.Fatalf("setup --undo: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := string(b)
+	if !strings.Contains(calls, "enable ecr-ptc-mirror.service daemon.json=shim") {
+		t.Errorf("setup did not enable the unit after writing daemon.json:\n%s", calls)
+	}
+	if !strings.Contains(calls, "disable ecr-ptc-mirror.service daemon.json=restored") {
+		t.Errorf("undo disabled the unit before restoring daemon.json (or not at all):\n%s", calls)
+	}
+	if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
+		t.Errorf("tree after setup --undo differs from before: %q", d)
+	}
+}
