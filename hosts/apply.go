@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 )
@@ -824,20 +828,24 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 	return true, fmt.Errorf("undo journal entry for %q has unknown kind %q", e.Path, e.Kind)
 }
 
+// lockWait is how long lockRoot waits for another ecr-ptc to finish.
+const lockWait = 2 * time.Minute
+
 // lockRoot takes an exclusive lock on the root directory itself, so that two
 // ecr-ptc processes (cloud-init and a person, say) never interleave their
-// edits and journal updates. Locking the directory creates no file.
+// edits and journal updates. Locking the directory creates no file. It
+// waits up to lockWait for a running ecr-ptc to finish.
 func lockRoot(root string) (func(), error) {
-	f, err := os.Open(root)
-	if err != nil {
-		return nil, fmt.Errorf("root %q: %w", root, err)
+	l := flock.New(root, flock.SetFlag(os.O_RDONLY))
+	ctx, cancel := context.WithTimeout(context.Background(), lockWait)
+	defer cancel()
+	ok, err := l.TryLockContext(ctx, 100*time.Millisecond)
+	switch {
+	case ok:
+		return func() { _ = l.Unlock() }, nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("another ecr-ptc has been editing below %q for %v: wait for it to finish (fuser -v %q shows it) and run again", root, lockWait, root)
+	default:
+		return nil, fmt.Errorf("lock root %q: %w", root, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("lock %q: %w", root, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
-	}, nil
 }
