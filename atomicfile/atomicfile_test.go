@@ -48,3 +48,45 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 		t.Errorf("old file changed: %q", got)
 	}
 }
+
+func TestStageCommitDiscard(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		commit bool
+		want   string
+	}{
+		{"commit replaces the target", true, "new"},
+		{"discard leaves the target", false, "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			p := filepath.Join(dir, "f")
+			if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Stage(p, []byte("new"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(p); string(b) != "old" {
+				t.Fatalf("target changed before Commit: %q", b)
+			}
+			if tc.commit {
+				err = s.Commit()
+			} else {
+				s.Discard()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(p); string(b) != tc.want {
+				t.Errorf("target = %q, want %q", b, tc.want)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+				t.Errorf("directory holds %d entries, want only the target (no temporary file)", len(ents))
+			}
+		})
+	}
+}

@@ -437,13 +437,15 @@ func Apply(root string, plans ...Plan) (Result, error) {
 		if err := checkParents(root, journalFile); err != nil {
 			return res, err
 		}
-		if err := checkReplaceable(root, journalFile, false); err != nil {
-			return res, err
-		}
 	}
 	j, oldJournal, err := loadJournal(root)
 	if err != nil {
 		return res, err
+	}
+	if len(todo) > 0 {
+		if err := checkReplaceable(root, journalFile, oldJournal != nil); err != nil {
+			return res, err
+		}
 	}
 	for _, e := range j.Entries {
 		paths = append(paths, e.Path)

@@ -159,8 +159,11 @@ const (
 // File systems without attributes pass.
 func checkFlags(f *os.File, p string) error {
 	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL):
 		return nil // no attributes here (tmpfs, overlayfs on some kernels)
+	case err != nil:
+		return fmt.Errorf("read the attributes of %q: %w", p, err)
 	}
 	if flags&(fsImmutableFL|fsAppendFL) != 0 {
 		return fmt.Errorf("%q is immutable or append-only (chattr +i/+a), so it cannot be replaced: run chattr -i -a on it, or leave this engine out, and run again", p)
