@@ -16,10 +16,14 @@
 //
 // Every edit is split in two: a pure function renders the new bytes from the
 // old ones (RenderHostsTOML, EditContainerdConfig, MergeRegistryMirror,
-// MergeCredHelper, RenderRegistriesConf), and Apply writes a Plan of such
-// changes atomically, after recording each file's original bytes and mode in
-// an undo journal under <root>/var/lib/ecr-ptc/undo. Undo puts every file back
-// byte for byte and removes what Apply created.
+// MergeCredHelper, RenderRegistriesConf), and Apply writes Plans of such
+// changes all or nothing: it checks every target (inside the root, at most
+// MaxFileSize, not immutable, not on a read-only mount), records each file's
+// original bytes, mode and owner in an undo journal under
+// <root>/var/lib/ecr-ptc/undo before anything changes, stages every new file
+// and renames them in, rolling back on failure. A rerun after a crash at any
+// point completes the change; Undo, even after a crash, puts every file back
+// byte for byte and removes what Apply created, the journal included.
 //
 // The package must never write a file it has not parsed and validated first,
 // never touch a path outside the root it was given, and never change bytes
