@@ -50,6 +50,10 @@ func (f *targetFlags) check(a *app) error {
 		f.root = abs
 	}
 	a.root = f.root
+	// A command that edits host files writes nothing outside its plans:
+	// setup saves the discovered rules through its undo journal, hosts and
+	// configure leave the saved rule set to setup and the shim.
+	a.deferRules = true
 	return nil
 }
 

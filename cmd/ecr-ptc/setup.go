@@ -75,9 +75,8 @@ the configure commands did, byte for byte.`,
 			if err != nil {
 				return err
 			}
-			// The discovered rule set is saved with the other files, through
-			// the undo journal, and only if setup writes anything at all.
-			a.deferRules = true
+			// The discovered rule set (kept back by f.check) is saved with
+			// the other files, through the undo journal.
 			m, err := a.mapping(ctx)
 			if err != nil {
 				return err
