@@ -35,9 +35,14 @@ func (w *Warmer) checkCached(ctx context.Context, im Image) (cacheState, error) 
 	defer cancel()
 	repo := aws.String(im.Repository)
 	reg := w.o.RegistryID
+	id := types.ImageIdentifier{ImageTag: aws.String(im.Tag)}
+	what := "tag " + im.Tag
+	if im.Tag == "" && len(im.Digests) > 0 {
+		id = types.ImageIdentifier{ImageDigest: aws.String(im.Digests[0])}
+		what = "digest " + im.Digests[0]
+	}
 	out, err := w.o.API.DescribeImages(ctx, &ecr.DescribeImagesInput{
-		RegistryId: reg, RepositoryName: repo,
-		ImageIds: []types.ImageIdentifier{{ImageTag: aws.String(im.Tag)}},
+		RegistryId: reg, RepositoryName: repo, ImageIds: []types.ImageIdentifier{id},
 	})
 	var rnf *types.RepositoryNotFoundException
 	var inf *types.ImageNotFoundException
@@ -45,11 +50,11 @@ func (w *Warmer) checkCached(ctx context.Context, im Image) (cacheState, error) 
 	case errors.As(err, &rnf):
 		return cacheState{missing: "the repository " + im.Repository + " does not exist yet"}, nil
 	case errors.As(err, &inf):
-		return cacheState{missing: "the tag " + im.Tag + " is not cached"}, nil
+		return cacheState{missing: "the " + what + " is not cached"}, nil
 	case err != nil:
 		return cacheState{}, apiError("DescribeImages", err)
 	case len(out.ImageDetails) == 0 || out.ImageDetails[0].ImageDigest == nil:
-		return cacheState{missing: "the tag " + im.Tag + " is not cached"}, nil
+		return cacheState{missing: "the " + what + " is not cached"}, nil
 	}
 	top := aws.ToString(out.ImageDetails[0].ImageDigest)
 	manifests, err := w.batchGet(ctx, im.Repository, []string{top})

@@ -32,6 +32,9 @@ type Image struct {
 
 // ECRRef returns the image's reference on registry.
 func (im Image) ECRRef(registry string) string {
+	if im.Tag == "" && len(im.Digests) > 0 {
+		return registry + "/" + im.Repository + "@" + im.Digests[0]
+	}
 	return registry + "/" + im.Repository + ":" + im.Tag
 }
 
@@ -45,6 +48,18 @@ type Skipped struct {
 	Detail string
 	// Upstream is the registry host of a reference no rule covers.
 	Upstream string
+	// Repository and Digest are set for ReasonDigestAlone: the image can
+	// still be checked (CheckImage), though not warmed.
+	Repository, Digest string
+}
+
+// CheckImage returns the Image that checks a reference skipped as
+// ReasonDigestAlone: it has no tag, only the digest.
+func (s Skipped) CheckImage() (Image, bool) {
+	if s.Reason != ReasonDigestAlone || s.Repository == "" {
+		return Image{}, false
+	}
+	return Image{Ref: s.Ref, Upstream: s.Upstream, Repository: s.Repository, Digests: []string{s.Digest}, Sources: s.Sources}, true
 }
 
 // Plan is what a run will do.
@@ -157,7 +172,7 @@ func NewPlan(found []Found, m *rewrite.Mapping) Plan {
 		// after they are warmed.
 		i := slices.IndexFunc(p.Images, func(im Image) bool { return im.Repository == d.repo })
 		if i < 0 {
-			skip(Skipped{Ref: d.ref, Sources: d.sources, Reason: ReasonDigestAlone, Upstream: d.upstream,
+			skip(Skipped{Ref: d.ref, Sources: d.sources, Reason: ReasonDigestAlone, Upstream: d.upstream, Repository: d.repo, Digest: d.digest,
 				Detail: "ECR imports an image it does not hold only by tag: add the tag to the reference (name:tag@" + shortDigest(d.digest) + ") or list name:tag in the same run"})
 			continue
 		}
