@@ -48,7 +48,9 @@ type descriptor struct {
 	} `json:"platform"`
 }
 
-func (m manifest) isIndex() bool { return len(m.Manifests) > 0 || strings.Contains(m.MediaType, "index") || strings.Contains(m.MediaType, "list") }
+func (m manifest) isIndex() bool {
+	return len(m.Manifests) > 0 || strings.Contains(m.MediaType, "index") || strings.Contains(m.MediaType, "list")
+}
 
 // blobs returns the config and layer digests of an image manifest.
 func (m manifest) blobs() []descriptor {
