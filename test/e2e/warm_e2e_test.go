@@ -177,6 +177,10 @@ func TestWarmE2E(t *testing.T) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedContainerd2, daemon.NeedCtr)
 	m := startMirrorEnv(t, false, false)
 	fake := m.env.Fake
+	// Layers stay at the upstream until read through the registry, as on
+	// ECR: a warm that fetched only manifests would leave containerd
+	// without layers once the upstreams are down.
+	fake.LazyBlobs(true)
 	cli := newWarmCLI(t, fake)
 	alpine := fake.Upstream("docker.io").Image("library/alpine:3.20")
 	pinned := "docker.io/library/alpine@" + alpine.Platforms["linux/arm64"]
@@ -331,9 +335,13 @@ func TestWarmFailuresE2E(t *testing.T) {
 	})
 
 	t.Run("interrupted and resumed", func(t *testing.T) {
-		// etcd's first manifest request waits, so the run is interrupted
-		// after busybox is warmed and while etcd is in flight.
-		fake.SetFaults(ecrfake.Faults{Latency: 20 * time.Second, Listeners: []string{"registry"}, Paths: []string{"/v2/quay/coreos/etcd/manifests/"}})
+		// Lazy layers, as on ECR: etcd's manifest is imported by the warm's
+		// first request, its layers only when read. The first layer request
+		// is held by a latency fault and the run interrupted there, leaving
+		// etcd half cached: its tag is in the cache, a layer is not.
+		fake.LazyBlobs(true)
+		defer fake.LazyBlobs(false)
+		fake.SetFaults(ecrfake.Faults{Latency: 20 * time.Second, Listeners: []string{"registry"}, Paths: []string{"/v2/quay/coreos/etcd/blobs/"}})
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
 		cmd := cli.command(ctx, "", "--jobs", "1", "--progress", "plain", "docker.io/library/busybox:latest", "quay.io/coreos/etcd:v3.5.0")
@@ -353,14 +361,14 @@ func TestWarmFailuresE2E(t *testing.T) {
 			stderr.WriteString(sc.Text() + "\n")
 			if strings.Contains(sc.Text(), "warmed docker.io/library/busybox:latest") {
 				once.Do(func() {
-					// etcd is next: wait until the API was asked about it,
-					// then a little for its manifest request to reach the
-					// fake, where the latency fault holds it.
+					// etcd is next: wait until its manifest was answered,
+					// then a little for its first layer request to reach
+					// the fake, where the latency fault holds it.
 					deadline := time.Now().Add(10 * time.Second)
-					for time.Now().Before(deadline) && fake.APICalls("DescribeImages") < 2 {
-						time.Sleep(50 * time.Millisecond)
+					for time.Now().Before(deadline) && fake.Requests("registry", "/v2/quay/coreos/etcd/manifests/", 200) == 0 {
+						time.Sleep(20 * time.Millisecond)
 					}
-					time.Sleep(500 * time.Millisecond)
+					time.Sleep(300 * time.Millisecond)
 					_ = cmd.Process.Signal(syscall.SIGINT)
 				})
 			}
@@ -374,10 +382,21 @@ func TestWarmFailuresE2E(t *testing.T) {
 		if !strings.Contains(stdout.String(), "interrupted") || !strings.Contains(stderr.String(), "run the same command again") {
 			t.Errorf("the interrupted run does not say how to resume:\n%s%s", stdout.String(), stderr.String())
 		}
+		if _, ok := fake.CachedTag("quay/coreos/etcd", "v3.5.0"); !ok {
+			t.Fatal("etcd's tag is not in the cache: the run was interrupted before its layers, not between them")
+		}
+		chk, code := cli.json("", "--check", "quay.io/coreos/etcd:v3.5.0")
+		if got := chk.byRef()["quay.io/coreos/etcd:v3.5.0"]; code != 1 || got != "not cached: not cached" {
+			t.Errorf("--check of the half-cached etcd: exit %d, %q; want not cached (a layer is missing)", code, got)
+		}
+
 		out, code := cli.json("", "docker.io/library/busybox:latest", "quay.io/coreos/etcd:v3.5.0")
 		got := out.byRef()
 		if code != 0 || got["docker.io/library/busybox:latest"] != "cached already" || got["quay.io/coreos/etcd:v3.5.0"] != "warmed" {
 			t.Fatalf("resumed warm: exit %d, %v; want busybox cached already, etcd warmed", code, got)
+		}
+		if chk, code := cli.json("", "--check", "quay.io/coreos/etcd:v3.5.0", "docker.io/library/busybox:latest"); code != 0 {
+			t.Errorf("--check after the resumed warm: exit %d, %v", code, chk.byRef())
 		}
 	})
 }

@@ -25,6 +25,11 @@
 // manifest, and every blob — into the fake's own disk store, creating the
 // repository. Later requests are served from the store (even with the
 // upstream stopped); a tag is re-checked upstream after RecheckInterval.
+// Server.LazyBlobs makes imports lazy instead, as ECR is seen to be: the
+// manifests are stored, each layer only when first read through the
+// registry (lazy.go). DescribeImages, BatchGetImage and
+// BatchCheckLayerAvailability answer from the cache and never import
+// (imageapi.go).
 //
 // Behaviours chosen where ECR's is not documented (each is commented where
 // it is implemented):

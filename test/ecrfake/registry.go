@@ -267,6 +267,9 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 		return
 	}
 	if !has {
+		has = s.importPending(r.Context(), name, dgst)
+	}
+	if !has {
 		writeRegistryError(w, http.StatusNotFound, "BLOB_UNKNOWN", fmt.Sprintf("The specified blob %s does not exist in the repository %s", dgst, name))
 		return
 	}

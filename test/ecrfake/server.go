@@ -28,6 +28,7 @@ type Server struct {
 	ownDir bool
 	log    *accessLog
 	faults faultState
+	lazy   lazyState // lazy layer import (lazy.go)
 
 	apiSrv, regSrv, s3Srv *http.Server
 	apiAddr, regAddr      string
