@@ -2,6 +2,8 @@ package warm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,7 +141,9 @@ func (c *registryClient) do(ctx context.Context, path, accept string, read func(
 }
 
 func (c *registryClient) once(ctx context.Context, path, accept string, read func(*http.Response) error) error {
-	cred, err := c.tokens.Get(ctx, c.host)
+	tctx, tcancel := context.WithTimeout(ctx, c.timeout)
+	cred, err := c.tokens.Get(tctx, c.host)
+	tcancel()
 	if err != nil {
 		return &tokenError{credentials.Redact(err.Error()), err}
 	}
@@ -193,7 +197,10 @@ func (c *registryClient) once(ctx context.Context, path, accept string, read fun
 	return nil
 }
 
-var errTimeout = errors.New("timed out")
+var (
+	errTimeout   = errors.New("timed out")
+	errShortBlob = errors.New("the blob read is not the blob asked for")
+)
 
 // tokenError is a failure to get the ECR token; its message is redacted.
 type tokenError struct {
@@ -261,20 +268,28 @@ func (c *registryClient) readBlob(ctx context.Context, repo, digest string, prog
 	var total int64
 	err := c.do(ctx, "/v2/"+repo+"/blobs/"+digest, "", func(resp *http.Response) error {
 		total = 0
+		// The digest is checked so that a body cut short, or answered
+		// with something else, never counts as read.
+		h := sha256.New()
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := resp.Body.Read(buf)
 			if n > 0 {
+				h.Write(buf[:n])
 				total += int64(n)
 				progress(int64(n))
 			}
 			if errors.Is(err, io.EOF) {
-				return nil
+				break
 			}
 			if err != nil {
 				return err
 			}
 		}
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); strings.HasPrefix(digest, "sha256:") && got != digest {
+			return fmt.Errorf("%w: read %d bytes with digest %s", errShortBlob, total, got)
+		}
+		return nil
 	})
 	return total, err
 }

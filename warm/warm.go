@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -57,6 +58,9 @@ type Options struct {
 	// Events, when set, receives progress; it is called from several
 	// goroutines at once.
 	Events func(Event)
+	// Logger receives warnings, such as an API that cannot say what the
+	// cache holds. Default: discard.
+	Logger *slog.Logger
 }
 
 // Status is the outcome for one image.
@@ -113,6 +117,9 @@ func New(o Options) (*Warmer, error) {
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = DefaultJobs
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -208,6 +215,9 @@ func (w *Warmer) one(ctx context.Context, im Image) Result {
 		}
 		// An API that cannot answer (a principal without ecr:DescribeImages)
 		// does not stop the warm: pulling is always correct, only slower.
+		if err != nil && ctx.Err() == nil {
+			w.o.Logger.Warn("cannot check the cache; pulling the image", "image", im.Ref, "error", credentials.Redact(err.Error()))
+		}
 	}
 	w.emit(Event{Image: im, Phase: "pulling"})
 	if err := w.pull(ctx, im, &r); err != nil {
@@ -257,14 +267,13 @@ func (w *Warmer) pull(ctx context.Context, im Image, r *Result) error {
 	}
 	var bytes atomic.Int64
 	for _, b := range blobs {
-		n, err := w.reg.readBlob(ctx, im.Repository, b, func(n int64) {
+		if _, err := w.reg.readBlob(ctx, im.Repository, b, func(n int64) {
 			bytes.Add(n)
 			w.emit(Event{Image: im, Phase: "bytes", Bytes: n})
-		})
-		if err != nil {
+		}); err != nil {
+			r.Bytes = bytes.Load()
 			return fmt.Errorf("blob %s: %w", b, err)
 		}
-		_ = n
 		r.Blobs++
 	}
 	r.Bytes = bytes.Load()

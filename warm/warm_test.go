@@ -1,6 +1,7 @@
 package warm
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +52,11 @@ func newScripted(t *testing.T) *scripted {
 		}
 		b := s.blobs[strings.TrimPrefix(r.URL.Path, "/")]
 		s.mu.Unlock()
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		if strings.Contains(r.URL.Path, "corrupt") {
+			_, _ = w.Write(bytes.Repeat([]byte("X"), len(b)))
+			return
+		}
 		if strings.Contains(r.URL.Path, "stall") {
 			_, _ = w.Write(b[:1])
 			w.(http.Flusher).Flush()
@@ -189,6 +196,7 @@ func TestWarmReasons(t *testing.T) {
 	s.addImage("flaky", "v1", "a layer")
 	s.addImage("slow", "v1", "a layer")
 	s.addImage("stall", "v1", "a layer that stalls")
+	s.addImage("corrupt", "v1", "a layer S3 answers with other bytes")
 	pinned := s.addImage("pin", "v1", "pinned layer")
 	s.addImage("pin", "v2", "another layer")
 	tests := []struct {
@@ -208,6 +216,7 @@ func TestWarmReasons(t *testing.T) {
 		{Image{Repository: "missing", Tag: "v1"}, StatusFailed, ReasonNotFound, "check the name and tag upstream", nil},
 		{Image{Repository: "slow", Tag: "v1"}, StatusFailed, ReasonTimeout, "--timeout", nil},
 		{Image{Repository: "stall", Tag: "v1"}, StatusFailed, ReasonTimeout, "--stall-timeout", nil},
+		{Image{Repository: "corrupt", Tag: "v1"}, StatusFailed, ReasonRegistry, "not the blob asked for", nil},
 		{Image{Repository: "ok", Tag: "v1"}, StatusFailed, ReasonToken, "AWS credentials", fmt.Errorf("%w: no credentials", credentials.ErrNoCredentials)},
 	}
 	for _, tt := range tests {

@@ -143,7 +143,7 @@ func (a *app) runWarm(ctx context.Context, f warmFlags, args []string) error {
 	w, err := warm.New(warm.Options{
 		Registry: m.Registry(), RegistryID: aws.String(reg.ID), Tokens: tokens, API: api,
 		Platforms: platforms, Jobs: f.jobs, Timeout: f.timeout, StallTimeout: f.stallTimeout,
-		CheckOnly: f.check, Events: disp.event,
+		CheckOnly: f.check, Events: disp.event, Logger: a.logger,
 	})
 	if err != nil {
 		return usageError{err}
