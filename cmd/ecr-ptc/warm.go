@@ -135,6 +135,14 @@ func (a *app) runWarm(ctx context.Context, f warmFlags, args []string) error {
 	if err != nil {
 		return fmt.Errorf("registry %q: %w", m.Registry(), err)
 	}
+	// One token up front: without AWS credentials every image would fail
+	// the same way, so say it once.
+	tctx, cancel := context.WithTimeout(ctx, f.timeout)
+	_, err = tokens.Get(tctx, m.Registry())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("get an ECR token for %s: %s", m.Registry(), credentials.Redact(err.Error()))
+	}
 	api, err := rules.NewAPI(ctx, reg.Region)
 	if err != nil {
 		return err
