@@ -284,8 +284,8 @@ func TestWarmE2E(t *testing.T) {
 // TestWarmFailuresE2E covers what a warm cannot do, each named in words:
 // a registry without a rule (with the rules create command that adds
 // one), an image the upstream does not have, a principal IAM does not let
-// import, a reference pinned by digest alone; and an interrupted warm that
-// the next run resumes.
+// import, a reference pinned by digest alone, an upstream login that
+// fails; and an interrupted warm that the next run resumes.
 func TestWarmFailuresE2E(t *testing.T) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare)
 	fake := startFake(t, ecrfake.Options{})
@@ -331,6 +331,18 @@ func TestWarmFailuresE2E(t *testing.T) {
 		stdout, _, _ := cli.run("", "docker.io/library/nosuch:1")
 		if !strings.Contains(stdout, "image not found upstream") || !strings.Contains(stdout, "failed 1") {
 			t.Errorf("the table does not say why:\n%s", stdout)
+		}
+	})
+
+	t.Run("upstream auth", func(t *testing.T) {
+		fake.FailUpstreamAuth("docker-hub", true)
+		defer fake.FailUpstreamAuth("docker-hub", false)
+		out, code := cli.json("", "docker.io/library/nginx:latest")
+		if got := out.byRef()["docker.io/library/nginx:latest"]; code != 1 || got != "failed: upstream auth failed" {
+			t.Fatalf("exit %d, %q; want exit 1, upstream auth failed", code, got)
+		}
+		if d := out.Images[0].Detail; !strings.Contains(d, "Secrets Manager secret") {
+			t.Errorf("detail %q does not point at the rule's secret", d)
 		}
 	})
 

@@ -44,6 +44,9 @@
 //     A registry policy Allow statement granting the caller (CallerARN, its
 //     account, or "*") ecr:BatchImportUpstreamImage and ecr:CreateRepository
 //     on the repository lifts it.
+//   - FailUpstreamAuth: a first pull under the rule answers 403 DENIED
+//     "The authentication to the upstream registry failed. ..." (ECR's
+//     text when the rule's secret is wrong); cached images still pull.
 //   - An image the fake cannot fetch upstream (upstream stopped, or no such
 //     image): 404 MANIFEST_UNKNOWN "Requested image not found". A path whose
 //     prefix has no rule: 404 NAME_UNKNOWN.

@@ -420,6 +420,9 @@ func (s *Server) resolveManifest(ctx context.Context, name, ref string) (storedM
 	if u == nil {
 		return storedManifest{}, &regError{http.StatusNotFound, "MANIFEST_UNKNOWN", "Requested image not found"}
 	}
+	if aerr := s.upstreamAuthError(rule); aerr != nil {
+		return storedManifest{}, aerr
+	}
 	m, err := s.importFrom(ctx, u, name, upstreamRepo, ref)
 	if err != nil {
 		// ECR reports an image it could not fetch upstream as not found.

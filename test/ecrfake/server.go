@@ -28,7 +28,6 @@ type Server struct {
 	ownDir bool
 	log    *accessLog
 	faults faultState
-	lazy   lazyState // lazy layer import (lazy.go)
 
 	apiSrv, regSrv, s3Srv *http.Server
 	apiAddr, regAddr      string
@@ -55,6 +54,9 @@ type Server struct {
 
 	genMu     sync.Mutex
 	generated map[string]*fileLayer // generated layers by seed key
+
+	lazy     lazyState     // lazy layer import (lazy.go)
+	authFail authFailState // failing upstream logins (upstreamauth.go)
 
 	closeOnce sync.Once
 }
