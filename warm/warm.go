@@ -195,9 +195,9 @@ func (w *Warmer) emit(e Event) {
 	}
 }
 
-func (w *Warmer) one(ctx context.Context, im Image) Result {
+func (w *Warmer) one(ctx context.Context, im Image) (r Result) {
 	start := time.Now()
-	r := Result{Image: im}
+	r.Image = im
 	defer func() { r.Duration = time.Since(start) }()
 	if w.o.API != nil {
 		w.emit(Event{Image: im, Phase: "checking"})

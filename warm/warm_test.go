@@ -245,7 +245,7 @@ func TestWarmReadsEveryBlob(t *testing.T) {
 	s := newScripted(t)
 	s.addImage("ok", "v1", "layer one", "layer two")
 	r := s.warmer(t, Options{}).Run(t.Context(), []Image{{Repository: "ok", Tag: "v1"}})[0]
-	if r.Status != StatusWarmed || r.Manifests != 1 || r.Blobs != 3 {
+	if r.Status != StatusWarmed || r.Manifests != 1 || r.Blobs != 3 || r.Duration <= 0 {
 		t.Fatalf("%+v, want warmed with 1 manifest and 3 blobs (config, two layers)", r)
 	}
 	if want := int64(len("layer one") + len("layer two")); r.Bytes <= want {
