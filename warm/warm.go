@@ -222,9 +222,6 @@ func (w *Warmer) one(ctx context.Context, im Image) (r Result) {
 	w.emit(Event{Image: im, Phase: "pulling"})
 	if err := w.pull(ctx, im, &r); err != nil {
 		r.Status, r.Reason, r.Detail = StatusFailed, classify(ctx, err), describe(ctx, err)
-		if r.Reason == ReasonDigestMismatch {
-			r.Detail = err.Error()
-		}
 		return r
 	}
 	r.Status = StatusWarmed
