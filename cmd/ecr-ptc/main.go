@@ -28,6 +28,7 @@ func main() {
 		newHostsCmd(a), newConfigureCmd(a), newSetupCmd(a),
 		newMirrorCmd(a),
 		newDoctorCmd(a),
+		newWarmCmd(a),
 		newGenDocsCmd(a),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -123,6 +123,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			out, aerr = s.apiGetRegistryPolicy()
 		case "PutRegistryPolicy":
 			out, aerr = s.apiPutRegistryPolicy(body)
+		case "DescribeImages":
+			out, aerr = s.apiDescribeImages(body)
+		case "BatchGetImage":
+			out, aerr = s.apiBatchGetImage(body)
+		case "BatchCheckLayerAvailability":
+			out, aerr = s.apiBatchCheckLayerAvailability(body)
 		default:
 			aerr = &apiError{http.StatusBadRequest, "UnknownOperationException", ""}
 		}

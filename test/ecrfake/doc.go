@@ -25,6 +25,11 @@
 // manifest, and every blob — into the fake's own disk store, creating the
 // repository. Later requests are served from the store (even with the
 // upstream stopped); a tag is re-checked upstream after RecheckInterval.
+// Server.LazyBlobs makes imports lazy instead, as ECR is seen to be: the
+// manifests are stored, each layer only when first read through the
+// registry (lazy.go). DescribeImages, BatchGetImage and
+// BatchCheckLayerAvailability answer from the cache and never import
+// (imageapi.go).
 //
 // Behaviours chosen where ECR's is not documented (each is commented where
 // it is implemented):
@@ -39,6 +44,9 @@
 //     A registry policy Allow statement granting the caller (CallerARN, its
 //     account, or "*") ecr:BatchImportUpstreamImage and ecr:CreateRepository
 //     on the repository lifts it.
+//   - FailUpstreamAuth: a first pull under the rule answers 403 DENIED
+//     "The authentication to the upstream registry failed. ..." (ECR's
+//     text when the rule's secret is wrong); cached images still pull.
 //   - An image the fake cannot fetch upstream (upstream stopped, or no such
 //     image): 404 MANIFEST_UNKNOWN "Requested image not found". A path whose
 //     prefix has no rule: 404 NAME_UNKNOWN.

@@ -267,6 +267,9 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 		return
 	}
 	if !has {
+		has = s.importPending(r.Context(), name, dgst)
+	}
+	if !has {
 		writeRegistryError(w, http.StatusNotFound, "BLOB_UNKNOWN", fmt.Sprintf("The specified blob %s does not exist in the repository %s", dgst, name))
 		return
 	}
@@ -416,6 +419,9 @@ func (s *Server) resolveManifest(ctx context.Context, name, ref string) (storedM
 	}
 	if u == nil {
 		return storedManifest{}, &regError{http.StatusNotFound, "MANIFEST_UNKNOWN", "Requested image not found"}
+	}
+	if aerr := s.upstreamAuthError(rule); aerr != nil {
+		return storedManifest{}, aerr
 	}
 	m, err := s.importFrom(ctx, u, name, upstreamRepo, ref)
 	if err != nil {

@@ -55,6 +55,9 @@ type Server struct {
 	genMu     sync.Mutex
 	generated map[string]*fileLayer // generated layers by seed key
 
+	lazy     lazyState     // lazy layer import (lazy.go)
+	authFail authFailState // failing upstream logins (upstreamauth.go)
+
 	closeOnce sync.Once
 }
 

@@ -163,13 +163,21 @@ func (s *Server) importFrom(ctx context.Context, u *Upstream, name, upstreamRepo
 	if err := collect(top, 0); err != nil {
 		return storedManifest{}, err
 	}
+	lazy := s.lazy.enabled()
+	var stored []string // blobs the store holds (all of them unless lazy)
 	for _, b := range blobs {
 		if !digestPattern.MatchString(b) {
 			return storedManifest{}, fmt.Errorf("upstream manifest references invalid digest %q", b)
 		}
 		if _, err := os.Stat(s.blobPath(b)); err == nil {
+			stored = append(stored, b)
 			continue
 		}
+		if lazy {
+			s.lazy.deferBlob(name, b, u, upstreamRepo)
+			continue
+		}
+		stored = append(stored, b)
 		if err := s.importBlob(ctx, u, upstreamRepo, b); err != nil {
 			return storedManifest{}, err
 		}
@@ -185,7 +193,7 @@ func (s *Server) importFrom(ctx context.Context, u *Upstream, name, upstreamRepo
 	for _, m := range manifests {
 		repo.manifests[m.digest] = m
 	}
-	for _, b := range blobs {
+	for _, b := range stored {
 		repo.blobs[b] = true
 	}
 	if !strings.HasPrefix(ref, "sha256:") {
