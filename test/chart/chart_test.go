@@ -290,3 +290,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTemplateShimOnly(t *testing.T) {
+	t.Parallel()
+	RequireHelm(t)
+	objs, _, err := Render(t.Context(), "ecr-ptc", "kube-system", []string{filepath.Join(Dir(), "..", "..", "packaging", "nodes", "bottlerocket-values.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := objs.DaemonSet.Spec.Template.Spec
+	if len(spec.InitContainers) != 0 || len(hostPaths(objs.DaemonSet)) != 0 {
+		t.Errorf("node.manage=false still renders init containers %d or hostPaths %v", len(spec.InitContainers), hostPaths(objs.DaemonSet))
+	}
+	mirror := container(t, objs.DaemonSet, false, "mirror")
+	if mirror.Lifecycle != nil {
+		t.Errorf("node.manage=false still renders lifecycle hooks %+v", mirror.Lifecycle)
+	}
+	sc := mirror.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 65532 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Errorf("securityContext %+v, want the unprivileged user 65532", sc)
+	}
+	if !spec.HostNetwork {
+		t.Error("the shim must still be on the node's network")
+	}
+}

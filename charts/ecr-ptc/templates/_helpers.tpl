@@ -90,11 +90,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "ecr-ptc.securityContext" -}}
+{{- if .Values.node.manage }}
 # Root without capabilities: it writes root-owned files below /host, and
-# nothing else. The image's own user is 65532 (nonroot).
+# nothing else.
 runAsUser: 0
 runAsGroup: 0
 runAsNonRoot: false
+{{- else }}
+# The image's own unprivileged user: no node file to write.
+runAsUser: 65532
+runAsGroup: 65532
+runAsNonRoot: true
+{{- end }}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
