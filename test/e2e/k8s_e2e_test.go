@@ -45,6 +45,26 @@ func requireCrictl(t *testing.T) {
 	t.Skip(msg)
 }
 
+// containerd2Shim returns the directory of containerd v2's
+// containerd-shim-runc-v2 (next to containerd, or ECR_PTC_CONTAINERD2_BIN);
+// it skips t without it, or fails it when CI is "true".
+func containerd2Shim(t *testing.T) string {
+	t.Helper()
+	dir := daemon.Containerd2Dir
+	if d := os.Getenv("ECR_PTC_CONTAINERD2_BIN"); d != "" {
+		dir = d
+	}
+	if _, err := exec.LookPath(filepath.Join(dir, "containerd-shim-runc-v2")); err == nil {
+		return dir
+	}
+	msg := fmt.Sprintf("missing: containerd-shim-runc-v2 v2 in %q (run .ci/install-deps as root)", dir)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // nodeContainerdConfig is the part of EKS AL2023's /etc/containerd/config.toml
 // that matters here: config_path already names certs.d.
 const nodeContainerdConfig = `version = 3
@@ -76,6 +96,7 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedContainerd2)
 	chart.RequireHelm(t)
 	requireCrictl(t)
+	shimDir := containerd2Shim(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	fake := startFake(t, ecrfake.Options{})
@@ -124,8 +145,12 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	ns := (&daemon.Namespace{Hosts: fake.HostsEntries()}).
 		With("/etc/containerd", filepath.Join(node, "etc/containerd")).
 		With("/etc/ssl/certs/ca-certificates.crt", caBundle(t, fake))
+	// containerd 2 needs its own runc shim (install-deps builds it next to
+	// containerd): Debian's 1.6 shim, first in PATH otherwise, cannot run
+	// its tasks.
 	ctd := daemon.StartContainerd(t, daemon.ContainerdOptions{Version: "2", Namespace: ns, CRI: true,
-		ConfigPath: "/etc/containerd/certs.d:/etc/docker/certs.d"})
+		ConfigPath: "/etc/containerd/certs.d:/etc/docker/certs.d",
+		Env:        []string{"PATH=" + shimDir + ":" + os.Getenv("PATH")}})
 	if out, err := ctd.Ctr(ctx, "images", "import", "--base-name", "registry.test/ecr-ptc/ecr-ptc", archive); err != nil {
 		t.Fatalf("import the image: %v\n%s", err, out)
 	}
