@@ -89,7 +89,7 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 
 	created := v1.Time{Time: time.Unix(o.SourceDateEpoch, 0).UTC()}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
@@ -215,15 +215,15 @@ func replaceDir(tmp, out string) error {
 		return err
 	}
 	if err := os.CopyFS(filepath.Join(staged, "l"), os.DirFS(tmp)); err != nil {
-		os.RemoveAll(staged)
+		_ = os.RemoveAll(staged)
 		return fmt.Errorf("copy the layout next to %q: %w", out, err)
 	}
 	if err := os.RemoveAll(out); err != nil {
-		os.RemoveAll(staged)
+		_ = os.RemoveAll(staged)
 		return err
 	}
 	if err := os.Rename(filepath.Join(staged, "l"), out); err != nil {
-		os.RemoveAll(staged)
+		_ = os.RemoveAll(staged)
 		return err
 	}
 	return os.Remove(staged)
@@ -363,7 +363,7 @@ func writeArchive(dir, file string, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	tw := tar.NewWriter(f)
 	for _, p := range names {
 		fi, err := os.Lstat(p)
@@ -390,7 +390,7 @@ func writeArchive(dir, file string, mtime time.Time) error {
 		}
 	}
 	if err := tw.Close(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {

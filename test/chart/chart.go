@@ -88,7 +88,7 @@ func Render(ctx context.Context, release, namespace string, valuesFiles []string
 	var tmp []string
 	defer func() {
 		for _, f := range tmp {
-			os.Remove(f)
+			_ = os.Remove(f)
 		}
 	}()
 	for _, v := range values {
@@ -126,7 +126,7 @@ func RunHelm(ctx context.Context, args ...string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(home)
+	defer func() { _ = os.RemoveAll(home) }()
 	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home, "KUBECONFIG="+filepath.Join(home, "none"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
