@@ -22,6 +22,10 @@ import (
 // HelmBin is where .ci/install-deps builds helm; ECR_PTC_HELM overrides it.
 const HelmBin = "/opt/ecr-ptc-test/helm-v3.22.0/bin/helm"
 
+// KubeVersion is the Kubernetes version the chart is rendered and linted
+// for (helm --kube-version), so results do not depend on how helm was built.
+const KubeVersion = "1.33.0"
+
 // helmTimeout bounds one helm command; rendering takes well under a second.
 const helmTimeout = 2 * time.Minute
 
@@ -81,7 +85,7 @@ type Objects struct {
 // and decodes the output strictly. Each values map is written to a file
 // first; valuesFiles are passed as they are, before them.
 func Render(ctx context.Context, release, namespace string, valuesFiles []string, values ...map[string]any) (Objects, []byte, error) {
-	args := []string{"template", release, Dir(), "--namespace", namespace}
+	args := []string{"template", release, Dir(), "--namespace", namespace, "--kube-version", KubeVersion}
 	for _, f := range valuesFiles {
 		args = append(args, "-f", f)
 	}

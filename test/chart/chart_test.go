@@ -253,7 +253,7 @@ func TestLint(t *testing.T) {
 	for _, f := range []string{"default-values.yaml", "full-values.yaml"} {
 		t.Run(f, func(t *testing.T) {
 			t.Parallel()
-			if out, err := RunHelm(t.Context(), "lint", "--strict", Dir(), "-f", ciValues(f)); err != nil {
+			if out, err := RunHelm(t.Context(), "lint", "--strict", "--kube-version", KubeVersion, Dir(), "-f", ciValues(f)); err != nil {
 				t.Fatalf("helm lint: %v\n%s", err, out)
 			}
 		})
