@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ecr-ptc/ecr-ptc/hosts"
 	"github.com/ecr-ptc/ecr-ptc/test/chart"
 	"github.com/ecr-ptc/ecr-ptc/test/daemon"
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
@@ -65,14 +66,22 @@ func containerd2Shim(t *testing.T) string {
 	return ""
 }
 
-// nodeContainerdConfig is the part of EKS AL2023's /etc/containerd/config.toml
-// that matters here: config_path already names certs.d.
+// nodeContainerdConfig is the part of a containerd 2 node's
+// /etc/containerd/config.toml that matters here: config_path names certs.d,
+// as `containerd config default` writes it.
+//
+// It names one directory: containerd 2.4.2's CRI pulls through the transfer
+// service by default, which passes config_path to HostDirFromRoot whole
+// (internal/cri/server/images/image_pull.go), so a list such as EKS
+// AL2023's "/etc/containerd/certs.d:/etc/docker/certs.d" is one directory
+// that does not exist there, and every hosts.toml is ignored. Only the
+// local pull path (use_local_image_pull) splits the list.
 const nodeContainerdConfig = `version = 3
 root = "/var/lib/containerd"
 state = "/run/containerd"
 
 [plugins.'io.containerd.cri.v1.images'.registry]
-  config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'
+  config_path = '/etc/containerd/certs.d'
 `
 
 // defaultCaps are the capabilities runc gives a container by default; the
@@ -142,20 +151,35 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	before := treesnap.Take(t, node)
 
 	archive := buildImageArchive(t, ctx)
-	ns := (&daemon.Namespace{Hosts: fake.HostsEntries()}).
+	// The node's /etc/hosts names the fake's hosts. It is a file of the
+	// test's (not the namespace's Hosts, whose file is unlinked once
+	// mounted): ctr run --net-host binds it into the containers, as the
+	// kubelet gives hostNetwork pods the node's hosts file.
+	extra := t.TempDir()
+	hostsFile := filepath.Join(extra, "hosts")
+	var hb strings.Builder
+	hb.WriteString("127.0.0.1 localhost\n")
+	for name, ip := range fake.HostsEntries() {
+		fmt.Fprintf(&hb, "%s %s\n", ip, name)
+	}
+	if err := os.WriteFile(hostsFile, []byte(hb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := (&daemon.Namespace{}).
+		With("/etc/hosts", hostsFile).
 		With("/etc/containerd", filepath.Join(node, "etc/containerd")).
 		With("/etc/ssl/certs/ca-certificates.crt", caBundle(t, fake))
 	// containerd 2 needs its own runc shim (install-deps builds it next to
 	// containerd): Debian's 1.6 shim, first in PATH otherwise, cannot run
 	// its tasks.
 	ctd := daemon.StartContainerd(t, daemon.ContainerdOptions{Version: "2", Namespace: ns, CRI: true,
-		ConfigPath: "/etc/containerd/certs.d:/etc/docker/certs.d",
+		ConfigPath: nodeConfigPath(t, node),
 		Env:        []string{"PATH=" + shimDir + ":" + os.Getenv("PATH")}})
 	if out, err := ctd.Ctr(ctx, "images", "import", "--base-name", "registry.test/ecr-ptc/ecr-ptc", archive); err != nil {
 		t.Fatalf("import the image: %v\n%s", err, out)
 	}
 
-	k := &kubelet{t: t, ctd: ctd, node: node, pod: pod, extraDir: t.TempDir(), fake: fake}
+	k := &kubelet{t: t, ctd: ctd, node: node, pod: pod, extraDir: extra, fake: fake}
 	if out, err := k.run(ctx, pod.InitContainers[0], "node-setup", false); err != nil {
 		t.Fatalf("init container node-setup: %v\n%s", err, out)
 	}
@@ -200,7 +224,7 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 			"--image-endpoint", "unix://"+ctd.Address(), "--timeout", "30s", "pull", img.ref).CombinedOutput()
 		pcancel()
 		if err != nil {
-			t.Fatalf("crictl pull %s: %v\n%s\nshim log:\n%s", img.ref, err, out, k.log("mirror"))
+			t.Fatalf("crictl pull %s: %v\n%s\nshim log:\n%s\nhosts.toml:\n%s", img.ref, err, out, k.log("mirror"), hostsTOML)
 		}
 		st, err := ctd.CRIImageStatus(ctx, img.ref)
 		if err != nil {
@@ -232,6 +256,21 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	if d := before.Diff(treesnap.Take(t, node)); len(d) > 0 {
 		t.Errorf("after the removal path the node differs from before: %q", d)
 	}
+}
+
+// nodeConfigPath reads config_path from the node's containerd config, so
+// that the node's containerd uses what the node's config says.
+func nodeConfigPath(t *testing.T, node string) string {
+	t.Helper()
+	cfg, err := os.ReadFile(filepath.Join(node, hosts.DefaultContainerdConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := hosts.EditContainerdConfig(cfg, hosts.DefaultCertsDir)
+	if err != nil || ed.ConfigPath == "" {
+		t.Fatalf("the node's containerd config has no config_path (%v)", err)
+	}
+	return ed.ConfigPath
 }
 
 func writeNodeFile(t *testing.T, path, content string) {
@@ -317,22 +356,12 @@ func (k *kubelet) run(ctx context.Context, c corev1.Container, id string, detach
 		}
 		args = append(args, "--env", e.Name+"="+e.Value)
 	}
-	// What EKS gives the pod: credentials and endpoints, DNS, ECR's CA.
+	// What EKS gives the pod: credentials and endpoints, and ECR's CA
+	// (DNS: the node's /etc/hosts, bound by --net-host).
 	for _, kv := range k.fake.Env() {
 		args = append(args, "--env", kv)
 	}
-	hostsFile := filepath.Join(k.extraDir, "hosts")
-	var hb strings.Builder
-	hb.WriteString("127.0.0.1 localhost\n")
-	for name, ip := range k.fake.HostsEntries() {
-		fmt.Fprintf(&hb, "%s %s\n", ip, name)
-	}
-	if err := os.WriteFile(hostsFile, []byte(hb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args = append(args,
-		"--mount", "type=bind,src="+hostsFile+",dst=/etc/hosts,options=rbind:ro",
-		"--mount", "type=bind,src="+caBundle(t, k.fake)+",dst=/etc/ssl/certs/ca-certificates.crt,options=rbind:ro")
+	args = append(args, "--mount", "type=bind,src="+caBundle(t, k.fake)+",dst=/etc/ssl/certs/ca-certificates.crt,options=rbind:ro")
 	if detach {
 		args = append(args, "--detach")
 		t.Cleanup(func() { k.remove(id) })
