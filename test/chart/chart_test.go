@@ -46,10 +46,11 @@ func hostPaths(ds *appsv1.DaemonSet) map[string]string {
 	return out
 }
 
+// mountPaths maps each mount path of c to its volume's name.
 func mountPaths(c corev1.Container) map[string]string {
 	out := map[string]string{}
 	for _, m := range c.VolumeMounts {
-		out[m.Name] = m.MountPath
+		out[m.MountPath] = m.Name
 	}
 	return out
 }
@@ -99,12 +100,13 @@ func TestTemplateDefaults(t *testing.T) {
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("%s resources %+v: want cpu and memory requests and a memory limit", c.Name, c.Resources)
 		}
-		if m := mountPaths(c); m["containerd-config"] != "/host/etc/containerd" || m["node-state"] != "/host/var/lib/ecr-ptc" {
+		if m := mountPaths(c); m["/host/etc/containerd"] != "containerd-config" || m["/host/var/lib/ecr-ptc/undo"] != "node-undo" ||
+			m["/host/var/lib/ecr-ptc"] != "state" || m["/var/lib/ecr-ptc"] != "state" {
 			t.Errorf("%s mounts %v", c.Name, m)
 		}
 	}
-	if hp := hostPaths(ds); hp["containerd-config"] != "/etc/containerd" || hp["node-state"] != "/var/lib/ecr-ptc" || len(hp) != 2 {
-		t.Errorf("hostPaths %v, want /etc/containerd and /var/lib/ecr-ptc", hp)
+	if hp := hostPaths(ds); hp["containerd-config"] != "/etc/containerd" || hp["node-undo"] != "/var/lib/ecr-ptc/undo" || len(hp) != 2 {
+		t.Errorf("hostPaths %v, want /etc/containerd and /var/lib/ecr-ptc/undo", hp)
 	}
 	wantSetup := []string{"/usr/bin/ecr-ptc", "hosts", "--dir", "/etc/containerd/certs.d", "--root", "/host",
 		"--mirror-url", "http://127.0.0.1:5050", "--registry", "123456789012.dkr.ecr.us-east-1.amazonaws.com"}
@@ -183,10 +185,10 @@ func TestTemplateEveryValue(t *testing.T) {
 	if p := mirror.LivenessProbe.HTTPGet; p.Port.IntValue() != 6050 || p.Host != "127.0.0.1" {
 		t.Errorf("liveness probe %+v, want 127.0.0.1:6050", p)
 	}
-	if hp := hostPaths(ds); hp["certs-d"] != "/etc/docker/certs.d" || hp["node-state"] != "/var/lib/ecr-ptc-k8s" {
+	if hp := hostPaths(ds); hp["certs-d"] != "/etc/docker/certs.d" || hp["node-undo"] != "/var/lib/ecr-ptc-k8s/undo" {
 		t.Errorf("hostPaths %v: want certs.d outside /etc/containerd mounted on its own", hp)
 	}
-	if m := mountPaths(setup); m["certs-d"] != "/host/etc/docker/certs.d" {
+	if m := mountPaths(setup); m["/host/etc/docker/certs.d"] != "certs-d" || m["/host/var/lib/ecr-ptc/undo"] != "node-undo" {
 		t.Errorf("node-setup mounts %v", m)
 	}
 	if spec.Tolerations[0].Key != "dedicated" || spec.NodeSelector["kubernetes.io/arch"] != "arm64" {

@@ -121,15 +121,10 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	}
 
 	port := freePort(t)
-	rules := map[string]any{}
-	flags := fakeRuleFlags(fake)
-	for i := 1; i < len(flags); i += 2 {
-		up, prefix, _ := strings.Cut(flags[i], "=")
-		rules[up] = prefix
-	}
 	objs, rendered, err := chart.Render(ctx, "ecr-ptc", "kube-system", nil, map[string]any{
+		// No rules: the chart's default, so node-setup and the shim read
+		// the account's rules with DescribePullThroughCacheRules.
 		"registry": fake.RegistryHost(),
-		"rules":    rules,
 		"image":    map[string]any{"repository": "registry.test/ecr-ptc/ecr-ptc", "tag": "e2e"},
 		"mirror":   map[string]any{"port": port, "upstreamTimeout": "20s", "drainTimeout": "2s"},
 	})

@@ -85,8 +85,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - name: certs-d
   mountPath: {{ printf "/host%s" .Values.node.certsDir | quote }}
 {{- end }}
-- name: node-state
-  mountPath: {{ printf "/host%s" .Values.node.stateDir | quote }}
+# ecr-ptc keeps its undo journal in <root>/var/lib/ecr-ptc/undo: that
+# is the node's; the rest of <root>/var/lib/ecr-ptc (the saved rule set)
+# stays in the pod, so that removal leaves nothing of it on the node.
+- name: state
+  mountPath: /host/var/lib/ecr-ptc
+- name: node-undo
+  mountPath: /host/var/lib/ecr-ptc/undo
 {{- end -}}
 
 {{- define "ecr-ptc.securityContext" -}}
