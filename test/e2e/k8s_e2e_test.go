@@ -235,18 +235,49 @@ func TestK8sDaemonSetOnContainerd(t *testing.T) {
 	if !strings.Contains(k.log("mirror"), "docker-hub/library/nginx") {
 		t.Errorf("the shim's log does not show the nginx pull:\n%s", k.log("mirror"))
 	}
+	checkSecurityContext(t, k, "mirror", shim)
+
+	// The shim dies without its preStop hook (OOM kill): hosts.toml stays,
+	// and containerd, finding the shim's port closed, goes on to the
+	// upstream named as server. This machine cannot reach quay.io, so the
+	// pull fails, but on the upstream's name, after trying the shim.
+	k.kill(ctx, "mirror")
+	out, err := exec.CommandContext(ctx, crictl(), "--config", crictlConfig, "--timeout", "30s",
+		"pull", "quay.io/prometheus/node-exporter:v1.8.0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "quay.io") {
+		t.Errorf("with the shim down, crictl pull of quay.io: %v, want a failure on the upstream quay.io:\n%s", err, out)
+	}
+	shimAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	if b, _ := os.ReadFile(ctd.LogPath()); !strings.Contains(string(b), shimAddr+"/mirror/quay.io") {
+		t.Errorf("containerd's log does not show it tried the shim at %s before the upstream", shimAddr)
+	}
+	// The kubelet restarts the container: postStart writes the files again
+	// (here: finds them in place).
+	k.remove("mirror")
+	if out, err := k.run(ctx, shim, "mirror-restarted", true); err != nil {
+		t.Fatalf("restart the shim container: %v\n%s", err, out)
+	}
+	if out, err := k.exec(ctx, "mirror-restarted", "poststart", shim.Lifecycle.PostStart.Exec.Command); err != nil {
+		t.Fatalf("postStart hook after the restart: %v\n%s", err, out)
+	}
+	if err := waitProbe(ctx, shim.ReadinessProbe, time.Minute); err != nil {
+		t.Fatalf("after the restart: %v\nshim log:\n%s", err, k.log("mirror-restarted"))
+	}
+	if d := applied.Diff(treesnap.Take(t, node)); len(d) > 0 {
+		t.Errorf("the restart changed the node's files: %q", d)
+	}
 
 	// The removal path of helm uninstall: the kubelet runs preStop, then
 	// sends SIGTERM and waits up to terminationGracePeriodSeconds.
 	if shim.Lifecycle.PreStop == nil {
 		t.Fatal("the chart renders no preStop hook: uninstall would leave the node's hosts.toml behind")
 	}
-	if out, err := k.exec(ctx, "mirror", "prestop", shim.Lifecycle.PreStop.Exec.Command); err != nil {
+	if out, err := k.exec(ctx, "mirror-restarted", "prestop", shim.Lifecycle.PreStop.Exec.Command); err != nil {
 		t.Fatalf("preStop hook: %v\n%s", err, out)
 	}
 	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	if err := k.stop(ctx, "mirror", grace); err != nil {
-		t.Fatalf("stop the shim within the grace period %s: %v\nshim log:\n%s", grace, err, k.log("mirror"))
+	if err := k.stop(ctx, "mirror-restarted", grace); err != nil {
+		t.Fatalf("stop the shim within the grace period %s: %v\nshim log:\n%s", grace, err, k.log("mirror-restarted"))
 	}
 	if d := before.Diff(treesnap.Take(t, node)); len(d) > 0 {
 		t.Errorf("after the removal path the node differs from before: %q", d)
@@ -399,7 +430,12 @@ func (k *kubelet) stop(ctx context.Context, id string, grace time.Duration) erro
 	if out, err := k.ctd.Ctr(ctx, "task", "kill", "--signal", "SIGTERM", id); err != nil {
 		return fmt.Errorf("kill: %w: %s", err, out)
 	}
-	deadline := time.Now().Add(grace)
+	return k.waitStopped(ctx, id, grace)
+}
+
+// waitStopped waits up to limit for the task of container id to stop.
+func (k *kubelet) waitStopped(ctx context.Context, id string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
 	for {
 		out, err := k.ctd.Ctr(ctx, "task", "ls")
 		if err != nil {
@@ -411,9 +447,56 @@ func (k *kubelet) stop(ctx context.Context, id string, grace time.Duration) erro
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("task %s still running %s after SIGTERM:\n%s", id, grace, out)
+			return fmt.Errorf("task %s still running %s after the signal:\n%s", id, limit, out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL to the task of container id and waits for it to stop.
+func (k *kubelet) kill(ctx context.Context, id string) {
+	k.t.Helper()
+	if out, err := k.ctd.Ctr(ctx, "task", "kill", "--signal", "SIGKILL", id); err != nil {
+		k.t.Fatalf("kill %s: %v: %s\nlog:\n%s", id, err, out, k.log(id))
+	}
+	if err := k.waitStopped(ctx, id, 10*time.Second); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// checkSecurityContext reads the running task's /proc status: the user
+// and the effective capabilities must be those the chart asks for.
+func checkSecurityContext(t *testing.T, k *kubelet, id string, c corev1.Container) {
+	t.Helper()
+	out, err := k.ctd.Ctr(t.Context(), "task", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == id {
+			pid = f[1]
+		}
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatalf("status of task %s (pid %q): %v", id, pid, err)
+	}
+	want := map[string]string{"CapEff:": "0000000000000000", "Uid:": fmt.Sprint(*c.SecurityContext.RunAsUser), "NoNewPrivs:": "1"}
+	for _, l := range strings.Split(string(status), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		if w, ok := want[f[0]]; ok {
+			if f[1] != w {
+				t.Errorf("task %s %s %s, want %s", id, f[0], f[1], w)
+			}
+			delete(want, f[0])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("task %s status lacks %v", id, want)
 	}
 }
 
