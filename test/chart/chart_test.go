@@ -70,8 +70,8 @@ func TestTemplateDefaults(t *testing.T) {
 	if ds.Namespace != "kube-system" || ds.Name != "ecr-ptc" {
 		t.Errorf("DaemonSet %s/%s, want kube-system/ecr-ptc", ds.Namespace, ds.Name)
 	}
-	if !spec.HostNetwork || spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
-		t.Errorf("hostNetwork %v dnsPolicy %q, want true and ClusterFirstWithHostNet", spec.HostNetwork, spec.DNSPolicy)
+	if !spec.HostNetwork || spec.DNSPolicy != corev1.DNSDefault {
+		t.Errorf("hostNetwork %v dnsPolicy %q, want true and Default (the node's resolver)", spec.HostNetwork, spec.DNSPolicy)
 	}
 	if spec.PriorityClassName != "system-node-critical" {
 		t.Errorf("priorityClassName %q", spec.PriorityClassName)
