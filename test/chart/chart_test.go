@@ -252,10 +252,14 @@ func TestTemplateRejects(t *testing.T) {
 func TestLint(t *testing.T) {
 	t.Parallel()
 	RequireHelm(t)
-	for _, f := range []string{"default-values.yaml", "full-values.yaml"} {
-		t.Run(f, func(t *testing.T) {
+	for _, f := range []string{"", "default-values.yaml", "full-values.yaml"} {
+		t.Run("values "+f, func(t *testing.T) {
 			t.Parallel()
-			if out, err := RunHelm(t.Context(), "lint", "--strict", "--kube-version", KubeVersion, Dir(), "-f", ciValues(f)); err != nil {
+			args := []string{"lint", "--strict", "--kube-version", KubeVersion, Dir()}
+			if f != "" {
+				args = append(args, "-f", ciValues(f))
+			}
+			if out, err := RunHelm(t.Context(), args...); err != nil {
 				t.Fatalf("helm lint: %v\n%s", err, out)
 			}
 		})
