@@ -230,6 +230,8 @@ func TestTemplateRejects(t *testing.T) {
 		{"timeout without unit", func(v map[string]any) { v["mirror"] = map[string]any{"upstreamTimeout": "30"} }, "upstreamTimeout"},
 		{"relative certs dir", func(v map[string]any) { v["node"] = map[string]any{"certsDir": "etc/containerd/certs.d"} }, "certsDir"},
 		{"registry with a scheme", func(v map[string]any) { v["registry"] = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com" }, "registry"},
+		{"misspelled value", func(v map[string]any) { v["mirror"] = map[string]any{"prot": 5051} }, "prot"},
+		{"misspelled top-level value", func(v map[string]any) { v["registy"] = "x" }, "registy"},
 		{"bad digest", func(v map[string]any) {
 			v["image"] = map[string]any{"repository": "r", "digest": "latest"}
 		}, "digest"},
