@@ -231,7 +231,7 @@ func TestTemplateRejects(t *testing.T) {
 		{"relative certs dir", func(v map[string]any) { v["node"] = map[string]any{"certsDir": "etc/containerd/certs.d"} }, "certsDir"},
 		{"registry with a scheme", func(v map[string]any) { v["registry"] = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com" }, "registry"},
 		{"misspelled value", func(v map[string]any) { v["mirror"] = map[string]any{"prot": 5051} }, "prot"},
-		{"misspelled top-level value", func(v map[string]any) { v["registy"] = "x" }, "registy"},
+		{"unknown top-level value", func(v map[string]any) { v["registryHost"] = "x" }, "registryHost"},
 		{"bad digest", func(v map[string]any) {
 			v["image"] = map[string]any{"repository": "r", "digest": "latest"}
 		}, "digest"},
