@@ -58,6 +58,11 @@ package: ## Build dist/ecr-ptc_<version>_<arch>.deb and .rpm for amd64 and arm64
 	bash packaging/install-tools.sh
 	GO=$(GO) bash packaging/build.sh
 
+.PHONY: image
+image: ## Build the multi-arch (amd64, arm64) container image as an OCI layout in dist/image/
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+		$(GO) run ./packaging/image -out dist/image -archive dist/ecr-ptc-image.tar -version $(VERSION)
+
 $(GOLANGCI_LINT):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
