@@ -52,10 +52,14 @@ type Options struct {
 	// FollowRedirects makes the shim fetch blob redirects itself and stream
 	// the bytes, instead of passing the redirect to the client. Default false.
 	FollowRedirects bool
-	// UpstreamTimeout bounds the wait for response headers from ECR or S3 and
-	// the pause between two reads of a streamed body; it never cuts a body
-	// that keeps moving. Default DefaultUpstreamTimeout.
+	// UpstreamTimeout bounds the wait for response headers from ECR or S3,
+	// the pause between two reads of a streamed body and between two writes
+	// to a client that does not read; it never cuts a body that keeps
+	// moving. Default DefaultUpstreamTimeout.
 	UpstreamTimeout time.Duration
+	// TokenTimeout bounds how long a request waits for an ECR token and how
+	// long one token fetch may take. Default DefaultTokenTimeout.
+	TokenTimeout time.Duration
 	// Logger receives one line per manifest request and one per failure.
 	// Default: a logger that discards everything.
 	Logger *slog.Logger
@@ -91,9 +95,8 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	serving  atomic.Bool
-	lastExp  atomic.Int64 // ExpiresAt (unix nanoseconds) of the last token seen
+	keeper   *tokenKeeper
 	bufPool  sync.Pool
-	renewMu  sync.Mutex
 	registry string
 
 	fallback    bool
@@ -133,6 +136,16 @@ func New(o Options) (*Server, error) {
 	}
 	if !o.DisableMetrics {
 		s.metrics = newMetrics()
+	}
+	tt := o.TokenTimeout
+	if tt <= 0 {
+		tt = DefaultTokenTimeout
+	}
+	s.keeper = newTokenKeeper(o.Tokens, s.registry, tt, s.log)
+	if s.metrics != nil {
+		s.keeper.onChange = s.metrics.renewals.Inc
+		s.keeper.onState = s.metrics.setTokenState
+		s.metrics.setTokenState(tokenStateFetching)
 	}
 	s.fallback = o.UpstreamFallback
 	s.upEndpoints = o.UpstreamEndpoints
@@ -189,15 +202,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveRegistry(w, r)
 }
 
-// healthz is cheap: it says the shim is serving, without touching ECR.
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+// healthz says whether the shim can serve pulls: it is not draining and
+// holds a usable ECR token. It never contacts the registry; without a
+// token it waits for the token fetch in flight at most the token timeout.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.serving.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "draining\n")
 		return
 	}
+	if _, err := s.keeper.get(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready: "+tokenState(err)+": "+credentials.Redact(err.Error())+"\n")
+		return
+	}
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// tokenState is the token state an error of the keeper stands for.
+func tokenState(err error) string {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.state
+	}
+	return tokenStateError
 }
 
 // result is what one registry request ended with, for logs and metrics.
@@ -224,6 +253,16 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.kind == kindPing {
+		if !s.canFallback(r) {
+			// A classic Docker engine pings /v2/ to decide whether to use
+			// the mirror: without a token it must skip it.
+			if _, err := s.keeper.get(r.Context()); err != nil {
+				e := s.transportError(r.Context(), err, "")
+				e.write(w, r)
+				s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
+				return
+			}
+		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", "2")
@@ -394,38 +433,28 @@ func (s *Server) sendECR(ctx context.Context, cancel context.CancelCauseFunc, r 
 	}
 }
 
-// renew returns a token other than the refused one: the one in use now if
-// a concurrent request already renewed it, else a fresh one after
-// invalidating the refused token. Renewals are serialised so that a burst of
-// 401s costs one GetAuthorizationToken call.
+// renew returns a token other than the refused one (see
+// tokenKeeper.invalidate), as an Authorization value.
 func (s *Server) renew(ctx context.Context, refused string) (string, error) {
-	s.renewMu.Lock()
-	defer s.renewMu.Unlock()
-	cur, err := s.authorization(ctx)
-	if err != nil || cur != refused {
-		return cur, err
+	c, err := s.keeper.invalidate(ctx, refused)
+	if err != nil {
+		return "", err
 	}
-	s.tokens.Invalidate(s.registry)
-	return s.authorization(ctx)
+	return basicAuth(c), nil
 }
-
-// tokenError marks a failure to get an ECR token.
-type tokenError struct{ err error }
-
-func (e *tokenError) Error() string { return "get ECR token: " + e.err.Error() }
-func (e *tokenError) Unwrap() error { return e.err }
 
 // authorization returns the Authorization header value for ECR.
 func (s *Server) authorization(ctx context.Context) (string, error) {
-	c, err := s.tokens.Get(ctx, s.registry)
+	c, err := s.keeper.get(ctx)
 	if err != nil {
-		return "", &tokenError{err: err}
+		return "", err
 	}
-	exp := c.ExpiresAt.UnixNano()
-	if prev := s.lastExp.Swap(exp); prev != exp && prev != 0 && s.metrics != nil {
-		s.metrics.renewals.Inc()
-	}
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password)), nil
+	return basicAuth(c), nil
+}
+
+// basicAuth is the Authorization value of c.
+func basicAuth(c credentials.Credential) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
 }
 
 // send round-trips out, bounding the wait for response headers.
@@ -541,19 +570,24 @@ func (s *Server) relay(ctx context.Context, cancel context.CancelCauseFunc, w ht
 }
 
 // copyBody streams body to w through a pooled buffer, cancelling the
-// upstream request when it stalls longer than the upstream timeout.
+// upstream request when it stalls longer than the upstream timeout, and
+// giving up on a client that accepts no bytes for as long.
 func (s *Server) copyBody(cancel context.CancelCauseFunc, w http.ResponseWriter, body io.Reader) (int64, error) {
 	bp := s.bufPool.Get().(*[]byte)
 	defer s.bufPool.Put(bp)
 	buf := *bp
 	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
 	defer t.Stop()
+	// A client that stops reading must not pin the upstream connection:
+	// every write has the same deadline as a read.
+	rc := http.NewResponseController(w)
 	var n int64
 	for {
 		t.Reset(s.timeout)
 		nr, rerr := body.Read(buf)
 		t.Stop()
 		if nr > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(s.timeout))
 			nw, werr := w.Write(buf[:nr])
 			n += int64(nw)
 			if werr != nil {
@@ -574,8 +608,12 @@ func (s *Server) transportError(ctx context.Context, err error, peer string) *re
 	var te *tokenError
 	switch {
 	case errors.As(err, &te):
-		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "token",
-			"cannot get an ECR token for %q: %v", s.registry, te.err)
+		reason := "token"
+		if te.state == tokenStateTimeout {
+			reason = "token_timeout"
+		}
+		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", reason,
+			"%s", credentials.Redact(te.Error()))
 	case errors.Is(err, errUpstreamTimeout), errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
 			"%s sent no answer within %s", peer, s.timeout)

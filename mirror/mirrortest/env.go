@@ -119,6 +119,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	ready := make(chan struct{})
 	go func() { e.done <- e.Shim.Serve(sctx, ln, 5*time.Second, func() { close(ready) }) }()
 	<-ready
+	// The shim fetches its first token in the background; tests count API
+	// calls and requests from a settled state.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := waitHealthy(wctx, e.URL+"/healthz"); err != nil {
+		return nil, err
+	}
 	ok = true
 	return e, nil
 }
@@ -198,6 +205,25 @@ func WaitHTTP(ctx context.Context, url string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitHealthy polls url until it answers 200 or ctx ends.
+func waitHealthy(ctx context.Context, url string) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shim not ready at %q: %w", url, context.Cause(ctx))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
