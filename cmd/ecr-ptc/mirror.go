@@ -30,6 +30,7 @@ type mirrorFlags struct {
 	allowNonLoopback bool
 	followRedirects  bool
 	upstreamTimeout  time.Duration
+	tokenTimeout     time.Duration
 	logLevel         string
 	metrics          bool
 	drainTimeout     time.Duration
@@ -64,6 +65,7 @@ ready (Type=notify) and drains requests in flight on SIGTERM.`,
 	fl.BoolVar(&f.allowNonLoopback, "allow-non-loopback", false, "allow listening on a non-loopback address (env ECR_PTC_MIRROR_ALLOW_NON_LOOPBACK)")
 	fl.BoolVar(&f.followRedirects, "follow-redirects", false, "fetch S3 blob redirects in the shim and stream them, for clients that cannot reach S3 (env ECR_PTC_MIRROR_FOLLOW_REDIRECTS)")
 	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", config.DefaultMirrorUpstreamTimeout, "wait for ECR's response headers, and between reads of a streamed body (env ECR_PTC_MIRROR_UPSTREAM_TIMEOUT)")
+	fl.DurationVar(&f.tokenTimeout, "token-timeout", config.DefaultMirrorTokenTimeout, "wait for an ECR token (GetAuthorizationToken) before answering a pull 503 so the engine falls back (env ECR_PTC_MIRROR_TOKEN_TIMEOUT; config mirror.token_timeout)")
 	fl.StringVar(&f.logLevel, "mirror-log-level", config.DefaultMirrorLogLevel, "log level of the shim: debug, info, warn or error (env ECR_PTC_MIRROR_LOG_LEVEL; --log-level, when given, wins)")
 	fl.BoolVar(&f.metrics, "metrics", true, "serve Prometheus metrics on /metrics (env ECR_PTC_MIRROR_METRICS)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", mirror.DefaultDrainTimeout, "on SIGTERM, wait this long for requests in flight (env ECR_PTC_MIRROR_DRAIN_TIMEOUT)")
@@ -138,6 +140,7 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		{"allow-non-loopback", parseBool(&m.AllowNonLoopback)},
 		{"follow-redirects", parseBool(&m.FollowRedirects)},
 		{"upstream-timeout", parseDur(&m.UpstreamTimeout.Duration)},
+		{"token-timeout", parseDur(&m.TokenTimeout.Duration)},
 		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
 		{"metrics", parseBool(&metrics)},
 		{"drain-timeout", parseDur(&drain)},
@@ -193,6 +196,11 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		return usageError{err}
 	}
 	copts.Logger = log
+	if os.Getenv(credentials.EnvRenewBefore) == "" {
+		// Renew at half the token's lifetime, as ECR's own clients do: the
+		// provider caps the renewal window at half the lifetime.
+		copts.RenewBefore = 1000 * time.Hour
+	}
 	tokens := credentials.NewProvider(copts)
 
 	var upstreamProxy *url.URL
@@ -206,6 +214,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		Tokens:           tokens,
 		FollowRedirects:  m.FollowRedirects,
 		UpstreamTimeout:  m.UpstreamTimeout.Duration,
+		TokenTimeout:     m.TokenTimeout.Duration,
 		Logger:           log,
 		DisableMetrics:   !m.MetricsEnabled(),
 		UpstreamFallback: m.FallbackEnabled(),

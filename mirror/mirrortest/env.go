@@ -23,6 +23,8 @@ type Options struct {
 	// FollowRedirects and UpstreamTimeout are passed to the shim.
 	FollowRedirects bool
 	UpstreamTimeout time.Duration
+	// TokenTimeout is passed to the shim (default mirror.DefaultTokenTimeout).
+	TokenTimeout time.Duration
 	// Logger receives the shim's log lines. Default: discard.
 	Logger *slog.Logger
 	// Setenv sets one environment variable for the AWS SDK inside the
@@ -101,6 +103,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Transport:         rt,
 		FollowRedirects:   o.FollowRedirects,
 		UpstreamTimeout:   o.UpstreamTimeout,
+		TokenTimeout:      o.TokenTimeout,
 		Logger:            o.Logger,
 		UpstreamFallback:  o.UpstreamFallback,
 		UpstreamEndpoints: endpoints,

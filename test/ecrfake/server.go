@@ -22,12 +22,13 @@ import (
 // Server is a running fake ECR: API, registry, S3 stand-in and upstreams.
 // Its methods are safe for concurrent use.
 type Server struct {
-	opts   Options
-	ca     *testca.CA
-	dir    string
-	ownDir bool
-	log    *accessLog
-	faults faultState
+	opts      Options
+	ca        *testca.CA
+	dir       string
+	ownDir    bool
+	log       *accessLog
+	faults    faultState
+	apiFaults apiFaultState
 
 	apiSrv, regSrv, s3Srv *http.Server
 	apiAddr, regAddr      string
@@ -437,6 +438,9 @@ func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 				Operation: ri.operation, Auth: ri.auth, Fault: ri.fault,
 			})
 		}()
+		if listener == "api" && s.apiFault(rec, r, ri) {
+			return
+		}
 		if listener == "registry" || listener == "s3" {
 			d := s.faults.decide(listener, r.URL.Path)
 			if d.latency > 0 {
