@@ -32,7 +32,8 @@ type LogEntry struct {
 	// upstream listener it is the scheme of the Authorization header the
 	// request carried ("basic", "bearer", "other") or "none".
 	Auth string
-	// Fault names the injected fault, if any: "latency", "5xx", "429", "cut".
+	// Fault names the injected fault, if any: "latency", "5xx", "429", "cut",
+	// "slow", "403" (S3), "hang" (API) or an API status such as "500".
 	Fault string
 }
 

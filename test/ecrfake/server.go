@@ -409,6 +409,7 @@ type reqInfo struct {
 	auth      string
 	fault     string
 	cut       int64
+	slow      time.Duration
 }
 
 type reqInfoKey struct{}
@@ -475,7 +476,13 @@ func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 				}
 				return
 			}
+			if d.status == "403" {
+				ri.fault = "403"
+				writeS3Error(rec, http.StatusForbidden, "AccessDenied", "Request has expired")
+				return
+			}
 			ri.cut = d.cut
+			ri.slow = d.slow
 		}
 		next.ServeHTTP(rec, r)
 	})
