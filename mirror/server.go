@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
@@ -76,6 +78,9 @@ type Options struct {
 	// through (the proxy the host had before transparent mode). Default:
 	// no proxy.
 	UpstreamProxy *url.URL
+	// NoProxy lists hosts fallback requests reach directly, not through
+	// UpstreamProxy, in the NO_PROXY syntax. Default: none.
+	NoProxy string
 	// UpstreamTransport sends fallback requests to upstream registries.
 	// Default: NewTransport() with Proxy set to UpstreamProxy.
 	UpstreamTransport http.RoundTripper
@@ -154,7 +159,8 @@ func New(o Options) (*Server, error) {
 		tr := NewTransport()
 		tr.Proxy = nil
 		if o.UpstreamProxy != nil {
-			tr.Proxy = http.ProxyURL(o.UpstreamProxy)
+			pf := (&httpproxy.Config{HTTPProxy: o.UpstreamProxy.String(), HTTPSProxy: o.UpstreamProxy.String(), NoProxy: o.NoProxy}).ProxyFunc()
+			tr.Proxy = func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
 		}
 		upRT = tr
 	}

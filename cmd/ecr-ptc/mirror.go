@@ -219,6 +219,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		DisableMetrics:   !m.MetricsEnabled(),
 		UpstreamFallback: m.FallbackEnabled(),
 		UpstreamProxy:    upstreamProxy,
+		NoProxy:          noProxy(),
 	})
 	if err != nil {
 		return err
@@ -301,6 +302,8 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 		Intercept:     intercept,
 		Handler:       srv.UpstreamHandler,
 		UpstreamProxy: upstream,
+		NoProxy:       noProxy(),
+		SelfAddrs:     []string{m.Listen, m.ProxyListen},
 		Logger:        log.With(slog.String("component", "proxy")),
 	})
 	if err != nil {
@@ -318,4 +321,13 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 	log.Info("proxy listening", slog.String("proxy_listen", ln.Addr().String()), slog.Any("intercept", intercept),
 		slog.String("upstream_proxy", up), slog.Bool("upstream_fallback", m.FallbackEnabled()))
 	return px, ln, nil
+}
+
+// noProxy is the service's NO_PROXY (or no_proxy): targets reached
+// directly instead of through mirror.upstream_proxy.
+func noProxy() string {
+	if v := os.Getenv("NO_PROXY"); v != "" {
+		return v
+	}
+	return os.Getenv("no_proxy")
 }
