@@ -38,6 +38,10 @@ type Mapper interface {
 	Repository(upstream, repo string) (string, error)
 }
 
+// DefaultMaxStreams is how many blobs the shim streams at once with
+// Options.FollowRedirects by default.
+const DefaultMaxStreams = 512
+
 // DefaultUpstreamTimeout is how long the shim waits for ECR's (or S3's)
 // response headers, and for the next bytes of a streamed body, by default.
 const DefaultUpstreamTimeout = 30 * time.Second
@@ -54,6 +58,17 @@ type Options struct {
 	// FollowRedirects makes the shim fetch blob redirects itself and stream
 	// the bytes, instead of passing the redirect to the client. Default false.
 	FollowRedirects bool
+	// RedirectTransport fetches redirect targets (S3) with FollowRedirects.
+	// It has no per-host connection cap, so streams a slow client holds
+	// never make other clients queue for a connection. Default: Transport
+	// when that is set, else NewRedirectTransport().
+	RedirectTransport http.RoundTripper
+	// MaxStreams caps the blobs streamed at once with FollowRedirects; a
+	// blob request over the cap gets 503 UNAVAILABLE at once, so the client
+	// falls back. Each stream holds one 32 KiB buffer and one connection,
+	// for at most UpstreamTimeout without progress. Default
+	// DefaultMaxStreams.
+	MaxStreams int
 	// UpstreamTimeout bounds the wait for response headers from ECR or S3,
 	// the pause between two reads of a streamed body and between two writes
 	// to a client that does not read; it never cuts a body that keeps
@@ -95,6 +110,8 @@ type Server struct {
 	mapping  Mapper
 	tokens   TokenSource
 	rt       http.RoundTripper
+	redirRT  http.RoundTripper
+	streams  chan struct{}
 	follow   bool
 	timeout  time.Duration
 	log      *slog.Logger
@@ -130,9 +147,21 @@ func New(o Options) (*Server, error) {
 		log:      o.Logger,
 		registry: o.Mapping.Registry(),
 	}
+	s.redirRT = o.RedirectTransport
+	if s.redirRT == nil {
+		s.redirRT = o.Transport
+	}
 	if s.rt == nil {
 		s.rt = NewTransport()
 	}
+	if s.redirRT == nil {
+		s.redirRT = NewRedirectTransport()
+	}
+	maxStreams := o.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	s.streams = make(chan struct{}, maxStreams)
 	if s.timeout <= 0 {
 		s.timeout = DefaultUpstreamTimeout
 	}
@@ -189,6 +218,15 @@ func NewTransport() *http.Transport {
 		MaxConnsPerHost:       64,
 		IdleConnTimeout:       90 * time.Second,
 	}
+}
+
+// NewRedirectTransport returns the transport to S3 for
+// Options.FollowRedirects: NewTransport without the per-host connection
+// cap (Options.MaxStreams bounds the streams instead).
+func NewRedirectTransport() *http.Transport {
+	tr := NewTransport()
+	tr.MaxConnsPerHost = 0
+	return tr
 }
 
 // ServeHTTP answers /healthz, /metrics and the read-only registry API.
@@ -465,8 +503,13 @@ func basicAuth(c credentials.Credential) string {
 
 // send round-trips out, bounding the wait for response headers.
 func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
+	return s.sendVia(s.rt, cancel, out)
+}
+
+// sendVia is send through rt.
+func (s *Server) sendVia(rt http.RoundTripper, cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
 	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
-	resp, err := s.rt.RoundTrip(out)
+	resp, err := rt.RoundTrip(out)
 	if !t.Stop() {
 		// The timeout fired: whatever came back raced with the cancellation
 		// (a server may answer an empty 200 as it notices the hang-up), so
@@ -485,6 +528,16 @@ func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.
 // followRedirect fetches a blob's Location without the ECR Authorization
 // and streams it to the client.
 func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, first *http.Response) (result, string) {
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		drain(first.Body)
+		e := newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "busy",
+			"the shim streams %d blobs already, its maximum (--follow-redirects): retry, or pull from the upstream", cap(s.streams))
+		e.write(w, r)
+		return result{status: e.status, reason: e.reason}, e.message
+	}
 	digestHeader := first.Header.Get("Docker-Content-Digest")
 	resp := first
 	var host string // host of the last Location
@@ -512,7 +565,7 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 		}
 		copyRequestHeaders(out.Header, r.Header)
 		host = loc.Host
-		resp, err = s.send(cancel, out)
+		resp, err = s.sendVia(s.redirRT, cancel, out)
 		if err != nil {
 			e := s.transportError(ctx, err, "blob storage "+strconv.Quote(loc.Host))
 			e.write(w, r)

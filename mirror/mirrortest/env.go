@@ -25,6 +25,12 @@ type Options struct {
 	UpstreamTimeout time.Duration
 	// TokenTimeout is passed to the shim (default mirror.DefaultTokenTimeout).
 	TokenTimeout time.Duration
+	// MaxConnsPerHost caps the shim's connections to ECR as the production
+	// transport does (64); redirects to S3 use a transport without a cap.
+	// Default: no cap.
+	MaxConnsPerHost int
+	// MaxStreams is passed to the shim (default mirror.DefaultMaxStreams).
+	MaxStreams int
 	// Logger receives the shim's log lines. Default: discard.
 	Logger *slog.Logger
 	// Setenv sets one environment variable for the AWS SDK inside the
@@ -87,9 +93,12 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	tr.DisableCompression = true
-	var rt http.RoundTripper = tr
+	redir := tr.Clone()
+	tr.MaxConnsPerHost = o.MaxConnsPerHost
+	var rt, redirRT http.RoundTripper = tr, redir
 	if o.Observe != nil {
 		rt = observer{next: rt, fn: o.Observe}
+		redirRT = observer{next: redirRT, fn: o.Observe}
 	}
 	endpoints := map[string]string{}
 	for _, r := range e.Mapping.Rules() {
@@ -101,6 +110,8 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Mapping:           e.Mapping,
 		Tokens:            e.Tokens,
 		Transport:         rt,
+		RedirectTransport: redirRT,
+		MaxStreams:        o.MaxStreams,
 		FollowRedirects:   o.FollowRedirects,
 		UpstreamTimeout:   o.UpstreamTimeout,
 		TokenTimeout:      o.TokenTimeout,
