@@ -52,6 +52,10 @@ type Options struct {
 	Mapping Mapper
 	// Tokens gives the ECR token for Mapping.Registry(). Required.
 	Tokens TokenSource
+	// RegistryScheme is how the shim speaks to Mapping.Registry(): "https"
+	// or "http", as the registry was given (--registry, the config file or
+	// the proxyEndpoint of GetAuthorizationToken). Default "https".
+	RegistryScheme string
 	// Transport sends requests to ECR and, with FollowRedirects, to S3.
 	// Default: NewTransport().
 	Transport http.RoundTripper
@@ -120,6 +124,7 @@ type Server struct {
 	keeper   *tokenKeeper
 	bufPool  sync.Pool
 	registry string
+	scheme   string
 
 	fallback    bool
 	upClient    *http.Client
@@ -146,6 +151,14 @@ func New(o Options) (*Server, error) {
 		timeout:  o.UpstreamTimeout,
 		log:      o.Logger,
 		registry: o.Mapping.Registry(),
+	}
+	switch o.RegistryScheme {
+	case "", "https":
+		s.scheme = "https"
+	case "http":
+		s.scheme = "http"
+	default:
+		return nil, fmt.Errorf("mirror: registry scheme %q: want https or http", o.RegistryScheme)
 	}
 	s.redirRT = o.RedirectTransport
 	if s.redirRT == nil {
@@ -407,7 +420,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	if rt.kind == kindBlob {
 		seg = "blobs"
 	}
-	target := "https://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
+	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)

@@ -196,6 +196,10 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		return usageError{err}
 	}
 	copts.Logger = log
+	scheme, err := a.registryEndpoint(mapping.Registry(), &copts)
+	if err != nil {
+		return err
+	}
 	if os.Getenv(credentials.EnvRenewBefore) == "" {
 		// Renew at half the token's lifetime, as ECR's own clients do: the
 		// provider caps the renewal window at half the lifetime.
@@ -212,6 +216,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	srv, err := mirror.New(mirror.Options{
 		Mapping:          mapping,
 		Tokens:           tokens,
+		RegistryScheme:   scheme,
 		FollowRedirects:  m.FollowRedirects,
 		UpstreamTimeout:  m.UpstreamTimeout.Duration,
 		TokenTimeout:     m.TokenTimeout.Duration,
@@ -330,4 +335,50 @@ func noProxy() string {
 		return v
 	}
 	return os.Getenv("no_proxy")
+}
+
+// registryEndpoint returns the scheme to speak to the registry host, as
+// --registry or the config file gave it (https unless "http://" was
+// written), and makes sure the token provider accepts host: a registry
+// whose name is not ECR-shaped (such as a VPC endpoint name returned as
+// proxyEndpoint) is declared with the configured region, without needing
+// ECR_PTC_REGISTRIES.
+func (a *app) registryEndpoint(host string, copts *credentials.Options) (string, error) {
+	raw := a.registry
+	region := ""
+	if cfg, err := a.config(); err == nil {
+		if raw == "" {
+			raw = cfg.Registry
+		}
+		region = cfg.Region
+	}
+	scheme := "https"
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(raw)), "http://") {
+		scheme = "http"
+	}
+	if _, err := credentials.ParseRegistry(host); err == nil {
+		return scheme, nil
+	}
+	if _, ok := copts.Registries[strings.ToLower(host)]; ok {
+		return scheme, nil
+	}
+	if name, _, ok := strings.Cut(host, ":"); ok {
+		if _, ok := copts.Registries[strings.ToLower(name)]; ok {
+			return scheme, nil
+		}
+	}
+	for _, v := range []string{region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
+		if v != "" {
+			region = v
+			break
+		}
+	}
+	if region == "" {
+		return "", usageError{fmt.Errorf("registry %q is not an ECR host name, so its region is unknown: set region in the config file or AWS_REGION", host)}
+	}
+	if copts.Registries == nil {
+		copts.Registries = map[string]credentials.Registry{}
+	}
+	copts.Registries[strings.ToLower(host)] = credentials.Registry{Host: strings.ToLower(host), Region: region}
+	return scheme, nil
 }
