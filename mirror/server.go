@@ -111,7 +111,7 @@ type Options struct {
 
 // Server is the shim's HTTP handler: the registry API, /healthz and /metrics.
 type Server struct {
-	mapping  Mapper
+	mapping  atomic.Pointer[mapperBox]
 	tokens   TokenSource
 	rt       http.RoundTripper
 	redirRT  http.RoundTripper
@@ -144,7 +144,6 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("mirror: the mapping names no ECR registry: set registry in config.toml or pass --registry")
 	}
 	s := &Server{
-		mapping:  o.Mapping,
 		tokens:   o.Tokens,
 		rt:       o.Transport,
 		follow:   o.FollowRedirects,
@@ -152,6 +151,7 @@ func New(o Options) (*Server, error) {
 		log:      o.Logger,
 		registry: o.Mapping.Registry(),
 	}
+	s.mapping.Store(&mapperBox{o.Mapping})
 	switch o.RegistryScheme {
 	case "", "https":
 		s.scheme = "https"
@@ -231,6 +231,28 @@ func NewTransport() *http.Transport {
 		MaxConnsPerHost:       64,
 		IdleConnTimeout:       90 * time.Second,
 	}
+}
+
+// mapperBox holds a Mapper for atomic swaps.
+type mapperBox struct{ m Mapper }
+
+// ErrRegistryChanged is returned by SetMapping for a mapping that names
+// another ECR registry: the token and connections belong to the first one,
+// so that takes a restart.
+var ErrRegistryChanged = errors.New("the new rules name another ECR registry: restart the shim to switch registries")
+
+// SetMapping replaces the pull-through cache rules in use, for a reload
+// without a restart. Requests in flight finish with the old rules. The
+// new mapping must name the same ECR registry.
+func (s *Server) SetMapping(m Mapper) error {
+	if m == nil {
+		return errors.New("mirror: no mapping given")
+	}
+	if m.Registry() != s.registry {
+		return fmt.Errorf("registry %q, was %q: %w", m.Registry(), s.registry, ErrRegistryChanged)
+	}
+	s.mapping.Store(&mapperBox{m})
+	return nil
 }
 
 // NewRedirectTransport returns the transport to S3 for
@@ -331,7 +353,7 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.finish(r, rt, start, result{status: http.StatusOK}, "")
 		return
 	}
-	ecrRepo, err := s.mapping.Repository(rt.upstream, rt.repo)
+	ecrRepo, err := s.mapping.Load().m.Repository(rt.upstream, rt.repo)
 	if err != nil {
 		var e *registryError
 		if errors.Is(err, rewrite.ErrNotMapped) {

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/proxy"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/rules"
 )
 
 // mirrorFlags are the flags of `ecr-ptc mirror`; each overrides the
@@ -31,6 +34,8 @@ type mirrorFlags struct {
 	followRedirects  bool
 	upstreamTimeout  time.Duration
 	tokenTimeout     time.Duration
+	rulesRefresh     time.Duration
+	stateDir         string
 	logLevel         string
 	metrics          bool
 	drainTimeout     time.Duration
@@ -66,6 +71,8 @@ ready (Type=notify) and drains requests in flight on SIGTERM.`,
 	fl.BoolVar(&f.followRedirects, "follow-redirects", false, "fetch S3 blob redirects in the shim and stream them, for clients that cannot reach S3 (env ECR_PTC_MIRROR_FOLLOW_REDIRECTS)")
 	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", config.DefaultMirrorUpstreamTimeout, "wait for ECR's response headers, and between reads of a streamed body (env ECR_PTC_MIRROR_UPSTREAM_TIMEOUT)")
 	fl.DurationVar(&f.tokenTimeout, "token-timeout", config.DefaultMirrorTokenTimeout, "wait for an ECR token (GetAuthorizationToken) before answering a pull 503 so the engine falls back (env ECR_PTC_MIRROR_TOKEN_TIMEOUT; config mirror.token_timeout)")
+	fl.DurationVar(&f.rulesRefresh, "rules-refresh", config.DefaultMirrorRulesRefresh, "re-read the pull-through cache rules this often and swap them in without a restart; 0 is never, SIGHUP always does (env ECR_PTC_MIRROR_RULES_REFRESH; config mirror.rules_refresh)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "where the shim keeps the last good rule set (default $STATE_DIRECTORY from systemd's StateDirectory=, else the config's state_dir; env ECR_PTC_MIRROR_STATE_DIR; config mirror.state_dir)")
 	fl.StringVar(&f.logLevel, "mirror-log-level", config.DefaultMirrorLogLevel, "log level of the shim: debug, info, warn or error (env ECR_PTC_MIRROR_LOG_LEVEL; --log-level, when given, wins)")
 	fl.BoolVar(&f.metrics, "metrics", true, "serve Prometheus metrics on /metrics (env ECR_PTC_MIRROR_METRICS)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", mirror.DefaultDrainTimeout, "on SIGTERM, wait this long for requests in flight (env ECR_PTC_MIRROR_DRAIN_TIMEOUT)")
@@ -130,6 +137,10 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 			return nil
 		}
 	}
+	refresh := config.DefaultMirrorRulesRefresh
+	if m.RulesRefresh != nil {
+		refresh = m.RulesRefresh.Duration
+	}
 	metrics := m.MetricsEnabled()
 	fallback := m.FallbackEnabled()
 	steps := []struct {
@@ -141,6 +152,8 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		{"follow-redirects", parseBool(&m.FollowRedirects)},
 		{"upstream-timeout", parseDur(&m.UpstreamTimeout.Duration)},
 		{"token-timeout", parseDur(&m.TokenTimeout.Duration)},
+		{"rules-refresh", parseDur(&refresh)},
+		{"state-dir", func(v string) error { m.StateDir = v; return nil }},
 		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
 		{"metrics", parseBool(&metrics)},
 		{"drain-timeout", parseDur(&drain)},
@@ -156,6 +169,7 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		}
 	}
 	m.Metrics = &metrics
+	m.RulesRefresh = &config.Duration{Duration: refresh}
 	m.UpstreamFallback = &fallback
 	if err := m.Validate(); err != nil {
 		return m, 0, usageError{err}
@@ -187,6 +201,8 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	a.logger = log
 
+	stateDir := shimStateDir(m.StateDir)
+	a.useStateDir(stateDir)
 	mapping, err := a.mapping(ctx)
 	if err != nil {
 		return fmt.Errorf("load pull-through cache rules: %w", err)
@@ -261,6 +277,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		<-ctx.Done()
 		_ = mirror.Notify("STOPPING=1")
 	}()
+	go a.refreshRules(ctx, srv, m.RulesRefresh.Duration, stateDir, log)
 	err = srv.Serve(ctx, ln, drain, ready)
 	if proxyDone != nil {
 		err = errors.Join(err, <-proxyDone)
@@ -381,4 +398,85 @@ func (a *app) registryEndpoint(host string, copts *credentials.Options) (string,
 	}
 	copts.Registries[strings.ToLower(host)] = credentials.Registry{Host: strings.ToLower(host), Region: region}
 	return scheme, nil
+}
+
+// shimStateDir is where the shim keeps its rule set: dir when given, else
+// the first directory of systemd's $STATE_DIRECTORY, else "" (the config's
+// state_dir).
+func shimStateDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	first, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	return first
+}
+
+// useStateDir makes rule loading keep the last good rule set in dir, the
+// shim's own writable directory; until the shim has saved one there, the
+// rule set saved by `ecr-ptc setup` in the config's state_dir is copied
+// in, so a start while the ECR API is unreachable still works.
+func (a *app) useStateDir(dir string) {
+	if dir == "" {
+		return
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return
+	}
+	if cfg.StateDir != dir {
+		dst := filepath.Join(dir, rules.StateFile)
+		if !fileExists(dst) {
+			if b, err := os.ReadFile(filepath.Join(cfg.StateDir, rules.StateFile)); err == nil {
+				if err := os.WriteFile(dst, b, 0o600); err != nil {
+					a.logger.Warn("could not copy the saved rule set", slog.String("to", dst), slog.String("error", err.Error()))
+				}
+			}
+		}
+	}
+	cfg.StateDir = dir
+}
+
+// refreshRules reloads the rules on SIGHUP and every interval (0: only on
+// SIGHUP) and swaps them into srv. A failed reload keeps the rules in use.
+func (a *app) refreshRules(ctx context.Context, srv *mirror.Server, interval time.Duration, stateDir string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		trigger := "refresh"
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			trigger = "SIGHUP"
+		case <-tick:
+		}
+		a.cfg = nil // re-read the config file
+		a.useStateDir(stateDir)
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := a.loadRules(lctx)
+		cancel()
+		switch {
+		case err != nil:
+			log.Warn("rules reload failed; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(err.Error())))
+		case res.FromSaved:
+			log.Warn("rules reload could not reach the ECR API; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(res.Err.Error())))
+		default:
+			if err := srv.SetMapping(res.Mapping); err != nil {
+				log.Warn("rules reload refused; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", err.Error()))
+				continue
+			}
+			var ups []string
+			for _, r := range res.Mapping.Rules() {
+				ups = append(ups, r.Upstream+"="+r.Prefix)
+			}
+			log.Info("rules reloaded", slog.String("trigger", trigger), slog.Any("rules", ups))
+		}
+	}
 }
