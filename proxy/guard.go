@@ -172,8 +172,7 @@ type idleWatch struct {
 func watchIdle(idle time.Duration, closeAll func()) *idleWatch {
 	w := &idleWatch{idle: idle}
 	w.touch()
-	var check func()
-	check = func() {
+	check := func() {
 		since := time.Since(time.Unix(0, w.last.Load()))
 		if since >= w.idle {
 			w.fired.Store(true)
