@@ -36,9 +36,12 @@ func TestRegistrySchemeHonoured(t *testing.T) {
 			}
 			ts := httptest.NewServer(s)
 			t.Cleanup(ts.Close)
-			resp, _ := do(t, http.MethodGet, ts.URL+"/v2/library/nginx/manifests/latest", nil)
+			resp, body := do(t, http.MethodGet, ts.URL+"/v2/library/nginx/manifests/latest", nil)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want != http.StatusOK && !strings.Contains(string(body), "ecr.dkr") {
+				t.Errorf("error %s does not say what to check", body)
 			}
 		})
 	}

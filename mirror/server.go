@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -710,12 +711,25 @@ func (s *Server) transportError(ctx context.Context, err error, peer string) *re
 			"%s", credentials.Redact(te.Error()))
 	case errors.Is(err, errUpstreamTimeout), errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
-			"%s sent no answer within %s", peer, s.timeout)
+			"%s sent no answer within %s: %s", peer, s.timeout, s.peerHint(peer))
 	case ctx.Err() != nil:
 		return newRegistryError(499, "UNAVAILABLE", "client_gone", "client went away")
 	}
 	return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "unreachable",
-		"%s is unreachable: %v", peer, redactErr(err))
+		"%s is unreachable: %v: %s", peer, redactErr(err), s.peerHint(peer))
+}
+
+// peerHint says what to check when peer (ECR's registry or S3) does not
+// answer.
+func (s *Server) peerHint(peer string) string {
+	if strings.HasPrefix(peer, "blob storage") {
+		return "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable"
+	}
+	region := "REGION"
+	if r, err := credentials.ParseRegistry(s.registry); err == nil && r.Region != "" {
+		region = r.Region
+	}
+	return "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait"
 }
 
 // statusError maps an error status from ECR or S3 to the registry error the
