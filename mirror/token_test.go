@@ -238,3 +238,19 @@ func TestBackoffDoublesToCap(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTokenKeeperGet measures the hot path every request takes: a
+// usable token handed out.
+func BenchmarkTokenKeeperGet(b *testing.B) {
+	k := newTestKeeper(&blockingTokens{}, time.Second)
+	if _, err := k.get(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := k.get(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
