@@ -113,6 +113,7 @@ func TestTokenFailuresAnswerPromptlyAndRecover(t *testing.T) {
 			if st, body := get(t, manifest); st != http.StatusOK {
 				t.Fatalf("manifest after recovery = %d %s", st, body)
 			}
+			t.Logf("fetch failures logged: %s", grepLines(f.logs.String(), "token fetch failed"))
 			if strings.Contains(f.logs.String(), "AWS:") {
 				t.Error("a log line carries registry credentials")
 			}

@@ -231,7 +231,8 @@ func (k *tokenKeeper) fetch(ch chan struct{}) {
 			slog.Bool("token_still_valid", k.state == tokenStateValid),
 			slog.Duration("retry_in", backoff(k.failures)),
 			slog.Duration("took", now.Sub(start)),
-			slog.String("error", credentials.Redact(te.Error())))
+			slog.String("error", credentials.Redact(te.Error())),
+			slog.String("cause", credentials.Redact(err.Error())))
 	}
 	state := k.state
 	k.inflight = nil
