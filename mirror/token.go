@@ -351,7 +351,11 @@ func (k *tokenKeeper) run(ctx context.Context) {
 		default:
 			due = k.nextTry
 		}
-		if k.inflight == nil && !now.Before(due) {
+		switch {
+		case k.inflight != nil:
+			// The fetch in flight kicks this loop when it ends.
+			due = now.Add(k.timeout)
+		case !now.Before(due):
 			k.startLocked()
 			due = now.Add(k.timeout)
 		}
