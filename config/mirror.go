@@ -12,6 +12,8 @@ import (
 const (
 	DefaultMirrorListen          = "127.0.0.1:5050"
 	DefaultMirrorUpstreamTimeout = 30 * time.Second
+	DefaultMirrorTokenTimeout    = 5 * time.Second
+	DefaultMirrorRulesRefresh    = 15 * time.Minute
 	DefaultMirrorLogLevel        = "info"
 	// DefaultMirrorCACert and DefaultMirrorCAKey are the local CA of
 	// transparent mode, created by `ecr-ptc setup --transparent`.
@@ -28,6 +30,9 @@ const (
 //	allow_non_loopback = false  # whoever reaches the shim pulls with the host's IAM role
 //	follow_redirects = false    # fetch S3 blob redirects in the shim (streamed)
 //	upstream_timeout = "30s"    # wait for ECR/S3 response headers and body progress
+//	token_timeout = "5s"        # wait for an ECR token (GetAuthorizationToken)
+//	rules_refresh = "15m"       # re-read the pull-through cache rules; "0s" is never (SIGHUP still does)
+//	state_dir = ""              # the shim's copy of the last good rule set; "" is $STATE_DIRECTORY, else state_dir
 //	log_level = "info"          # debug, info, warn, error
 //	metrics = true              # serve Prometheus metrics on /metrics
 //	proxy_listen = ""           # CONNECT proxy for transparent mode, e.g. "127.0.0.1:5051"; "" is off
@@ -50,6 +55,20 @@ type MirrorConfig struct {
 	// and the pause between two reads of a streamed body; it never cuts a
 	// body that keeps moving. Default "30s".
 	UpstreamTimeout Duration `toml:"upstream_timeout"`
+	// TokenTimeout bounds how long a pull waits for an ECR token and how
+	// long one GetAuthorizationToken call may take; when it passes, the pull
+	// gets 503 UNAVAILABLE at once and the engine falls back. Default "5s".
+	TokenTimeout Duration `toml:"token_timeout"`
+	// RulesRefresh is how often the shim re-reads the pull-through cache
+	// rules (config file and account) and swaps them in without a restart;
+	// SIGHUP does it at once. Zero turns the periodic refresh off. Default
+	// "15m".
+	RulesRefresh *Duration `toml:"rules_refresh"`
+	// StateDir is where the shim keeps its copy of the last good rule set,
+	// for starts while the ECR API is unreachable. Default "": systemd's
+	// $STATE_DIRECTORY (StateDirectory= of ecr-ptc-mirror.service), else the
+	// top-level state_dir.
+	StateDir string `toml:"state_dir"`
 	// LogLevel is one of debug, info, warn, error. Default "info".
 	LogLevel string `toml:"log_level"`
 	// Metrics serves Prometheus metrics on /metrics. Default true; nil
@@ -135,6 +154,12 @@ func (m *MirrorConfig) Validate() error {
 	if m.UpstreamTimeout.Duration < 0 {
 		return fmt.Errorf("mirror.upstream_timeout %q: must not be negative", m.UpstreamTimeout.String())
 	}
+	if m.RulesRefresh != nil && m.RulesRefresh.Duration != 0 && m.RulesRefresh.Duration < time.Minute {
+		return fmt.Errorf("mirror.rules_refresh %q: want 0 (off) or at least 1m: each refresh calls the ECR API", m.RulesRefresh.String())
+	}
+	if m.TokenTimeout.Duration < 0 || m.TokenTimeout.Duration > 5*time.Minute {
+		return fmt.Errorf("mirror.token_timeout %q: want a duration between 0 (the default, %s) and 5m, such as \"5s\"", m.TokenTimeout.String(), DefaultMirrorTokenTimeout)
+	}
 	switch strings.ToLower(m.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -157,6 +182,12 @@ func (m *MirrorConfig) applyDefaults() {
 	}
 	if m.UpstreamTimeout.Duration == 0 {
 		m.UpstreamTimeout.Duration = DefaultMirrorUpstreamTimeout
+	}
+	if m.RulesRefresh == nil {
+		m.RulesRefresh = &Duration{DefaultMirrorRulesRefresh}
+	}
+	if m.TokenTimeout.Duration == 0 {
+		m.TokenTimeout.Duration = DefaultMirrorTokenTimeout
 	}
 	if m.LogLevel == "" {
 		m.LogLevel = DefaultMirrorLogLevel

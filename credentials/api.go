@@ -113,7 +113,13 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (Au
 	// RegistryIds is deprecated (a token opens every registry the principal
 	// may use), but ECR still accepts it and it pins the proxyEndpoint to
 	// the registry asked for; local fakes check it.
-	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{r.ID}}) //nolint:staticcheck // see above
+	// A registry known only by the name GetAuthorizationToken returned
+	// (a VPC endpoint name, say) has no account ID: ask for the caller's.
+	in := &ecr.GetAuthorizationTokenInput{}
+	if r.ID != "" {
+		in.RegistryIds = []string{r.ID} //nolint:staticcheck // see above
+	}
+	out, err := c.GetAuthorizationToken(ctx, in)
 	if err != nil {
 		return AuthorizationData{}, classify(err, r)
 	}

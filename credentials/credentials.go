@@ -29,6 +29,10 @@ type TokenAPI = ecrauth.TokenAPI
 // Helper serves the docker-credential-helpers protocol; see [ecrauth.Helper].
 type Helper = ecrauth.Helper
 
+// EnvRenewBefore overrides how long before expiry a token is renewed; see
+// [ecrauth.EnvRenewBefore].
+const EnvRenewBefore = ecrauth.EnvRenewBefore
+
 // Errors a caller branches on with errors.Is.
 var (
 	// ErrNotECR reports that a host is not an Amazon ECR registry.

@@ -36,16 +36,37 @@ func (d *Doctor) checkMirror(ctx context.Context, _ *state) Result {
 			Fix: "start it: systemctl enable --now ecr-ptc-mirror.service (or run ecr-ptc mirror); if it runs elsewhere, pass --mirror-url"}
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	switch resp.StatusCode {
-	case http.StatusOK:
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	switch {
+	case resp.StatusCode == http.StatusOK:
 		return Result{Status: Pass, Detail: u + " answered " + strings.TrimSpace(string(body))}
-	case http.StatusServiceUnavailable:
+	case resp.StatusCode == http.StatusServiceUnavailable && strings.HasPrefix(string(body), "not ready: "):
+		// "not ready: <state>: <why>": the shim has no ECR token, so
+		// engines skip it and pull from the upstream.
+		why := strings.TrimSpace(strings.TrimPrefix(string(body), "not ready: "))
+		state, _, _ := strings.Cut(why, ":")
+		return Result{Status: Fail, Detail: "the shim cannot get an ECR token, so pulls bypass the cache: " + why, Fix: notReadyFix(state)}
+	case resp.StatusCode == http.StatusServiceUnavailable:
 		return Result{Status: Warn, Detail: u + " answered 503 " + strings.TrimSpace(string(body)) + ": the shim is shutting down",
 			Fix: "systemctl status ecr-ptc-mirror.service; it should restart on its own"}
 	}
 	return Result{Status: Fail, Detail: fmt.Sprintf("%s answered %s: something other than the shim listens there", u, resp.Status),
 		Fix: "free the port or set [mirror] listen in the config file and --mirror-url to where the shim listens"}
+}
+
+// notReadyFix says what to do for a token state the shim's /healthz names.
+func notReadyFix(state string) string {
+	switch state {
+	case "timeout":
+		return "the ECR API does not answer: check the route to ecr.<region> (VPC endpoint com.amazonaws.<region>.ecr.api and its security group) and IMDS; the shim recovers by itself"
+	case "denied":
+		return "allow ecr:GetAuthorizationToken for the host's IAM role"
+	case "no_credentials":
+		return "attach an instance profile (IAM role) to the host, or give the service AWS credentials"
+	case "fetching":
+		return "the first token fetch is under way: run doctor again in a few seconds"
+	}
+	return "journalctl -u ecr-ptc-mirror.service shows the token error; the shim retries by itself"
 }
 
 func (d *Doctor) checkContainerd(_ context.Context, _ *state) Result {

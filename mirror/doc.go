@@ -49,9 +49,15 @@
 // itself, without the ECR Authorization header, and streams it through a
 // small fixed buffer.
 //
-// The ECR token comes from a TokenSource (the credentials Provider, which
-// renews it ahead of expiry). When ECR answers 401 the shim invalidates the
-// token, gets a fresh one and retries once.
+// The ECR token comes from a TokenSource (the credentials Provider) through
+// a keeper that fetches it when Serve starts and renews it in the
+// background at half its lifetime, one fetch at a time and never holding a
+// lock across it. Every wait for a token is bounded by
+// Options.TokenTimeout: a still-valid token is used at once (also while
+// renewal fails); without one a request waits at most the timeout, and
+// after a failure the next fetch backs off (1s doubling to 10s) while
+// requests fail at once with the last error. When ECR answers 401 the shim
+// drops the token, gets a fresh one and retries once.
 //
 // Failures are answered quickly with a registry error the client
 // understands, and logged with a reason: ECR unreachable 503 and timed out
@@ -78,12 +84,14 @@
 //
 // # Operations
 //
-// /healthz answers 200 while serving and 503 while draining, without
-// contacting ECR. /metrics serves Prometheus metrics from a registry of the
+// /healthz answers 200 while serving with a usable token, 503 "draining"
+// while draining and 503 "not ready: <state>: <why>" while no token can be
+// had (the /v2/ ping answers 503 then too, so a classic Docker engine skips
+// the mirror); it never contacts the registry. /metrics serves Prometheus metrics from a registry of the
 // shim's own: ecr_ptc_mirror_requests_total{upstream,kind,code},
 // ecr_ptc_mirror_request_duration_seconds{kind},
-// ecr_ptc_mirror_failures_total{reason}, ecr_ptc_mirror_token_renewals_total
-// and ecr_ptc_mirror_streamed_bytes_total. Each manifest request logs one
+// ecr_ptc_mirror_failures_total{reason}, ecr_ptc_mirror_token_renewals_total,
+// ecr_ptc_mirror_token_state{state} and ecr_ptc_mirror_streamed_bytes_total. Each manifest request logs one
 // line (upstream, repository, reference, ECR repository, status, duration).
 // Serve drains requests in flight when its context ends; Notify speaks
 // systemd's readiness protocol; Listen refuses non-loopback addresses unless

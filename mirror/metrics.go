@@ -16,6 +16,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	failures *prometheus.CounterVec
 	renewals prometheus.Counter
+	token    *prometheus.GaugeVec
 	bytes    prometheus.Counter
 	handler  http.Handler
 }
@@ -40,12 +41,16 @@ func newMetrics() *metrics {
 			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "token_renewals_total",
 			Help: "Times the ECR token in use changed for a new one.",
 		}),
+		token: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "token_state",
+			Help: "1 for the state of the shim's ECR token, 0 for the others: valid (pulls are served), fetching (the first fetch is under way), timeout (the ECR API did not answer in time), denied (IAM refused GetAuthorizationToken), no_credentials (no AWS credentials), error (any other failure).",
+		}, []string{"state"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ecr_ptc", Subsystem: "mirror", Name: "streamed_bytes_total",
 			Help: "Response body bytes the shim streamed to clients (manifests, and blobs when following redirects).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.failures, m.renewals, m.bytes,
+	reg.MustRegister(m.requests, m.latency, m.failures, m.renewals, m.token, m.bytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m
@@ -56,5 +61,16 @@ func (m *metrics) observe(upstream, kind string, status int, d time.Duration, re
 	m.latency.WithLabelValues(kind).Observe(d.Seconds())
 	if reason != "" {
 		m.failures.WithLabelValues(reason).Inc()
+	}
+}
+
+// setTokenState marks state as the token's current state.
+func (m *metrics) setTokenState(state string) {
+	for _, st := range tokenStates {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		m.token.WithLabelValues(st).Set(v)
 	}
 }

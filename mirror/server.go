@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
@@ -36,6 +39,10 @@ type Mapper interface {
 	Repository(upstream, repo string) (string, error)
 }
 
+// DefaultMaxStreams is how many blobs the shim streams at once with
+// Options.FollowRedirects by default.
+const DefaultMaxStreams = 512
+
 // DefaultUpstreamTimeout is how long the shim waits for ECR's (or S3's)
 // response headers, and for the next bytes of a streamed body, by default.
 const DefaultUpstreamTimeout = 30 * time.Second
@@ -46,16 +53,35 @@ type Options struct {
 	Mapping Mapper
 	// Tokens gives the ECR token for Mapping.Registry(). Required.
 	Tokens TokenSource
+	// RegistryScheme is how the shim speaks to Mapping.Registry(): "https"
+	// or "http", as the registry was given (--registry, the config file or
+	// the proxyEndpoint of GetAuthorizationToken). Default "https".
+	RegistryScheme string
 	// Transport sends requests to ECR and, with FollowRedirects, to S3.
 	// Default: NewTransport().
 	Transport http.RoundTripper
 	// FollowRedirects makes the shim fetch blob redirects itself and stream
 	// the bytes, instead of passing the redirect to the client. Default false.
 	FollowRedirects bool
-	// UpstreamTimeout bounds the wait for response headers from ECR or S3 and
-	// the pause between two reads of a streamed body; it never cuts a body
-	// that keeps moving. Default DefaultUpstreamTimeout.
+	// RedirectTransport fetches redirect targets (S3) with FollowRedirects.
+	// It has no per-host connection cap, so streams a slow client holds
+	// never make other clients queue for a connection. Default: Transport
+	// when that is set, else NewRedirectTransport().
+	RedirectTransport http.RoundTripper
+	// MaxStreams caps the blobs streamed at once with FollowRedirects; a
+	// blob request over the cap gets 503 UNAVAILABLE at once, so the client
+	// falls back. Each stream holds one 32 KiB buffer and one connection,
+	// for at most UpstreamTimeout without progress. Default
+	// DefaultMaxStreams.
+	MaxStreams int
+	// UpstreamTimeout bounds the wait for response headers from ECR or S3,
+	// the pause between two reads of a streamed body and between two writes
+	// to a client that does not read; it never cuts a body that keeps
+	// moving. Default DefaultUpstreamTimeout.
 	UpstreamTimeout time.Duration
+	// TokenTimeout bounds how long a request waits for an ECR token and how
+	// long one token fetch may take. Default DefaultTokenTimeout.
+	TokenTimeout time.Duration
 	// Logger receives one line per manifest request and one per failure.
 	// Default: a logger that discards everything.
 	Logger *slog.Logger
@@ -72,6 +98,9 @@ type Options struct {
 	// through (the proxy the host had before transparent mode). Default:
 	// no proxy.
 	UpstreamProxy *url.URL
+	// NoProxy lists hosts fallback requests reach directly, not through
+	// UpstreamProxy, in the NO_PROXY syntax. Default: none.
+	NoProxy string
 	// UpstreamTransport sends fallback requests to upstream registries.
 	// Default: NewTransport() with Proxy set to UpstreamProxy.
 	UpstreamTransport http.RoundTripper
@@ -83,18 +112,20 @@ type Options struct {
 
 // Server is the shim's HTTP handler: the registry API, /healthz and /metrics.
 type Server struct {
-	mapping  Mapper
+	mapping  atomic.Pointer[mapperBox]
 	tokens   TokenSource
 	rt       http.RoundTripper
+	redirRT  http.RoundTripper
+	streams  chan struct{}
 	follow   bool
 	timeout  time.Duration
 	log      *slog.Logger
 	metrics  *metrics
 	serving  atomic.Bool
-	lastExp  atomic.Int64 // ExpiresAt (unix nanoseconds) of the last token seen
+	keeper   *tokenKeeper
 	bufPool  sync.Pool
-	renewMu  sync.Mutex
 	registry string
+	scheme   string
 
 	fallback    bool
 	upClient    *http.Client
@@ -114,7 +145,6 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("mirror: the mapping names no ECR registry: set registry in config.toml or pass --registry")
 	}
 	s := &Server{
-		mapping:  o.Mapping,
 		tokens:   o.Tokens,
 		rt:       o.Transport,
 		follow:   o.FollowRedirects,
@@ -122,9 +152,30 @@ func New(o Options) (*Server, error) {
 		log:      o.Logger,
 		registry: o.Mapping.Registry(),
 	}
+	s.mapping.Store(&mapperBox{o.Mapping})
+	switch o.RegistryScheme {
+	case "", "https":
+		s.scheme = "https"
+	case "http":
+		s.scheme = "http"
+	default:
+		return nil, fmt.Errorf("mirror: registry scheme %q: want https or http", o.RegistryScheme)
+	}
+	s.redirRT = o.RedirectTransport
+	if s.redirRT == nil {
+		s.redirRT = o.Transport
+	}
 	if s.rt == nil {
 		s.rt = NewTransport()
 	}
+	if s.redirRT == nil {
+		s.redirRT = NewRedirectTransport()
+	}
+	maxStreams := o.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	s.streams = make(chan struct{}, maxStreams)
 	if s.timeout <= 0 {
 		s.timeout = DefaultUpstreamTimeout
 	}
@@ -134,6 +185,16 @@ func New(o Options) (*Server, error) {
 	if !o.DisableMetrics {
 		s.metrics = newMetrics()
 	}
+	tt := o.TokenTimeout
+	if tt <= 0 {
+		tt = DefaultTokenTimeout
+	}
+	s.keeper = newTokenKeeper(o.Tokens, s.registry, tt, s.log)
+	if s.metrics != nil {
+		s.keeper.onChange = s.metrics.renewals.Inc
+		s.keeper.onState = s.metrics.setTokenState
+		s.metrics.setTokenState(tokenStateFetching)
+	}
 	s.fallback = o.UpstreamFallback
 	s.upEndpoints = o.UpstreamEndpoints
 	upRT := o.UpstreamTransport
@@ -141,7 +202,8 @@ func New(o Options) (*Server, error) {
 		tr := NewTransport()
 		tr.Proxy = nil
 		if o.UpstreamProxy != nil {
-			tr.Proxy = http.ProxyURL(o.UpstreamProxy)
+			pf := (&httpproxy.Config{HTTPProxy: o.UpstreamProxy.String(), HTTPSProxy: o.UpstreamProxy.String(), NoProxy: o.NoProxy}).ProxyFunc()
+			tr.Proxy = func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
 		}
 		upRT = tr
 	}
@@ -172,6 +234,37 @@ func NewTransport() *http.Transport {
 	}
 }
 
+// mapperBox holds a Mapper for atomic swaps.
+type mapperBox struct{ m Mapper }
+
+// ErrRegistryChanged is returned by SetMapping for a mapping that names
+// another ECR registry: the token and connections belong to the first one,
+// so that takes a restart.
+var ErrRegistryChanged = errors.New("the new rules name another ECR registry: restart the shim to switch registries")
+
+// SetMapping replaces the pull-through cache rules in use, for a reload
+// without a restart. Requests in flight finish with the old rules. The
+// new mapping must name the same ECR registry.
+func (s *Server) SetMapping(m Mapper) error {
+	if m == nil {
+		return errors.New("mirror: no mapping given")
+	}
+	if m.Registry() != s.registry {
+		return fmt.Errorf("registry %q, was %q: %w", m.Registry(), s.registry, ErrRegistryChanged)
+	}
+	s.mapping.Store(&mapperBox{m})
+	return nil
+}
+
+// NewRedirectTransport returns the transport to S3 for
+// Options.FollowRedirects: NewTransport without the per-host connection
+// cap (Options.MaxStreams bounds the streams instead).
+func NewRedirectTransport() *http.Transport {
+	tr := NewTransport()
+	tr.MaxConnsPerHost = 0
+	return tr
+}
+
 // ServeHTTP answers /healthz, /metrics and the read-only registry API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -189,15 +282,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveRegistry(w, r)
 }
 
-// healthz is cheap: it says the shim is serving, without touching ECR.
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+// healthz says whether the shim can serve pulls: it is not draining and
+// holds a usable ECR token. It never contacts the registry; without a
+// token it waits for the token fetch in flight at most the token timeout.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.serving.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "draining\n")
 		return
 	}
+	if _, err := s.keeper.get(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready: "+tokenState(err)+": "+credentials.Redact(err.Error())+"\n")
+		return
+	}
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// tokenState is the token state an error of the keeper stands for.
+func tokenState(err error) string {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.state
+	}
+	return tokenStateError
 }
 
 // result is what one registry request ended with, for logs and metrics.
@@ -224,6 +333,16 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.kind == kindPing {
+		if !s.canFallback(r) {
+			// A classic Docker engine pings /v2/ to decide whether to use
+			// the mirror: without a token it must skip it.
+			if _, err := s.keeper.get(r.Context()); err != nil {
+				e := s.transportError(r.Context(), err, "")
+				e.write(w, r)
+				s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
+				return
+			}
+		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", "2")
@@ -235,7 +354,7 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.finish(r, rt, start, result{status: http.StatusOK}, "")
 		return
 	}
-	ecrRepo, err := s.mapping.Repository(rt.upstream, rt.repo)
+	ecrRepo, err := s.mapping.Load().m.Repository(rt.upstream, rt.repo)
 	if err != nil {
 		var e *registryError
 		if errors.Is(err, rewrite.ErrNotMapped) {
@@ -324,7 +443,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	if rt.kind == kindBlob {
 		seg = "blobs"
 	}
-	target := "https://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
+	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -394,44 +513,39 @@ func (s *Server) sendECR(ctx context.Context, cancel context.CancelCauseFunc, r 
 	}
 }
 
-// renew returns a token other than the refused one: the one in use now if
-// a concurrent request already renewed it, else a fresh one after
-// invalidating the refused token. Renewals are serialised so that a burst of
-// 401s costs one GetAuthorizationToken call.
+// renew returns a token other than the refused one (see
+// tokenKeeper.invalidate), as an Authorization value.
 func (s *Server) renew(ctx context.Context, refused string) (string, error) {
-	s.renewMu.Lock()
-	defer s.renewMu.Unlock()
-	cur, err := s.authorization(ctx)
-	if err != nil || cur != refused {
-		return cur, err
+	c, err := s.keeper.invalidate(ctx, refused)
+	if err != nil {
+		return "", err
 	}
-	s.tokens.Invalidate(s.registry)
-	return s.authorization(ctx)
+	return basicAuth(c), nil
 }
-
-// tokenError marks a failure to get an ECR token.
-type tokenError struct{ err error }
-
-func (e *tokenError) Error() string { return "get ECR token: " + e.err.Error() }
-func (e *tokenError) Unwrap() error { return e.err }
 
 // authorization returns the Authorization header value for ECR.
 func (s *Server) authorization(ctx context.Context) (string, error) {
-	c, err := s.tokens.Get(ctx, s.registry)
+	c, err := s.keeper.get(ctx)
 	if err != nil {
-		return "", &tokenError{err: err}
+		return "", err
 	}
-	exp := c.ExpiresAt.UnixNano()
-	if prev := s.lastExp.Swap(exp); prev != exp && prev != 0 && s.metrics != nil {
-		s.metrics.renewals.Inc()
-	}
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password)), nil
+	return basicAuth(c), nil
+}
+
+// basicAuth is the Authorization value of c.
+func basicAuth(c credentials.Credential) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
 }
 
 // send round-trips out, bounding the wait for response headers.
 func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
+	return s.sendVia(s.rt, cancel, out)
+}
+
+// sendVia is send through rt.
+func (s *Server) sendVia(rt http.RoundTripper, cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
 	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
-	resp, err := s.rt.RoundTrip(out)
+	resp, err := rt.RoundTrip(out)
 	if !t.Stop() {
 		// The timeout fired: whatever came back raced with the cancellation
 		// (a server may answer an empty 200 as it notices the hang-up), so
@@ -450,6 +564,16 @@ func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.
 // followRedirect fetches a blob's Location without the ECR Authorization
 // and streams it to the client.
 func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, first *http.Response) (result, string) {
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		drain(first.Body)
+		e := newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "busy",
+			"the shim streams %d blobs already, its maximum (--follow-redirects): retry, or pull from the upstream", cap(s.streams))
+		e.write(w, r)
+		return result{status: e.status, reason: e.reason}, e.message
+	}
 	digestHeader := first.Header.Get("Docker-Content-Digest")
 	resp := first
 	var host string // host of the last Location
@@ -477,7 +601,7 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 		}
 		copyRequestHeaders(out.Header, r.Header)
 		host = loc.Host
-		resp, err = s.send(cancel, out)
+		resp, err = s.sendVia(s.redirRT, cancel, out)
 		if err != nil {
 			e := s.transportError(ctx, err, "blob storage "+strconv.Quote(loc.Host))
 			e.write(w, r)
@@ -541,19 +665,24 @@ func (s *Server) relay(ctx context.Context, cancel context.CancelCauseFunc, w ht
 }
 
 // copyBody streams body to w through a pooled buffer, cancelling the
-// upstream request when it stalls longer than the upstream timeout.
+// upstream request when it stalls longer than the upstream timeout, and
+// giving up on a client that accepts no bytes for as long.
 func (s *Server) copyBody(cancel context.CancelCauseFunc, w http.ResponseWriter, body io.Reader) (int64, error) {
 	bp := s.bufPool.Get().(*[]byte)
 	defer s.bufPool.Put(bp)
 	buf := *bp
 	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
 	defer t.Stop()
+	// A client that stops reading must not pin the upstream connection:
+	// every write has the same deadline as a read.
+	rc := http.NewResponseController(w)
 	var n int64
 	for {
 		t.Reset(s.timeout)
 		nr, rerr := body.Read(buf)
 		t.Stop()
 		if nr > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(s.timeout))
 			nw, werr := w.Write(buf[:nr])
 			n += int64(nw)
 			if werr != nil {
@@ -574,16 +703,33 @@ func (s *Server) transportError(ctx context.Context, err error, peer string) *re
 	var te *tokenError
 	switch {
 	case errors.As(err, &te):
-		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "token",
-			"cannot get an ECR token for %q: %v", s.registry, te.err)
+		reason := "token"
+		if te.state == tokenStateTimeout {
+			reason = "token_timeout"
+		}
+		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", reason,
+			"%s", credentials.Redact(te.Error()))
 	case errors.Is(err, errUpstreamTimeout), errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
-			"%s sent no answer within %s", peer, s.timeout)
+			"%s sent no answer within %s: %s", peer, s.timeout, s.peerHint(peer))
 	case ctx.Err() != nil:
 		return newRegistryError(499, "UNAVAILABLE", "client_gone", "client went away")
 	}
 	return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "unreachable",
-		"%s is unreachable: %v", peer, redactErr(err))
+		"%s is unreachable: %v: %s", peer, redactErr(err), s.peerHint(peer))
+}
+
+// peerHint says what to check when peer (ECR's registry or S3) does not
+// answer.
+func (s *Server) peerHint(peer string) string {
+	if strings.HasPrefix(peer, "blob storage") {
+		return "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable"
+	}
+	region := "REGION"
+	if r, err := credentials.ParseRegistry(s.registry); err == nil && r.Region != "" {
+		region = r.Region
+	}
+	return "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait"
 }
 
 // statusError maps an error status from ECR or S3 to the registry error the

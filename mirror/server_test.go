@@ -20,6 +20,10 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
+// fakeTokenExpiry is when the fake's first token expires; each
+// invalidation moves it by a second so a renewal is visible.
+var fakeTokenExpiry = time.Now().Add(12 * time.Hour)
+
 // fakeTokens is a hand-written TokenSource.
 type fakeTokens struct {
 	mu          sync.Mutex
@@ -39,7 +43,7 @@ func (f *fakeTokens) Get(_ context.Context, host string) (credentials.Credential
 	if f.err != nil {
 		return credentials.Credential{}, f.err
 	}
-	return credentials.Credential{Username: "AWS", Password: f.password, ExpiresAt: time.Unix(int64(1000+f.invalidates), 0), ProxyEndpoint: "https://" + host}, nil
+	return credentials.Credential{Username: "AWS", Password: f.password, ExpiresAt: fakeTokenExpiry.Add(time.Duration(f.invalidates) * time.Second), ProxyEndpoint: "https://" + host}, nil
 }
 
 func (f *fakeTokens) Invalidate(string) {

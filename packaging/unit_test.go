@@ -86,9 +86,16 @@ func TestUnitDirectives(t *testing.T) {
 		})
 	}
 	// IMDS (169.254.169.254), ECR and S3 must stay reachable.
-	for _, k := range []string{"Service.IPAddressDeny", "Service.PrivateNetwork", "Service.StateDirectory"} {
+	for _, k := range []string{"Service.IPAddressDeny", "Service.PrivateNetwork"} {
 		if v, ok := d[k]; ok {
-			t.Errorf("%s sets %s=%q: it would cut off IMDS/ECR/S3 or hand setup's undo journal to the shim", unitFile, k, v)
+			t.Errorf("%s sets %s=%q: it would cut off IMDS/ECR/S3", unitFile, k, v)
+		}
+	}
+	// The shim's own state directory holds its last good rule set; setup's
+	// (with the undo journal) must never be handed to it.
+	for _, v := range d["Service.StateDirectory"] {
+		if v != "ecr-ptc-mirror" {
+			t.Errorf("%s sets StateDirectory=%q, want ecr-ptc-mirror: setup's undo journal in %s must stay read-only", unitFile, v, config.DefaultStateDir)
 		}
 	}
 	// The mirror's default listen port needs no privilege.

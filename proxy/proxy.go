@@ -36,8 +36,26 @@ type Options struct {
 	// (with CONNECT): the proxy the host had before transparent mode.
 	// Default: tunnels dial their target directly.
 	UpstreamProxy *url.URL
+	// NoProxy lists targets tunnelled directly even with an UpstreamProxy,
+	// in the NO_PROXY syntax (comma-separated host names, .domains, IPs,
+	// CIDRs, optional :port, or "*"). The upstream proxy's credentials are
+	// only ever sent to the upstream proxy. Default: none.
+	NoProxy string
+	// SelfAddrs are the host:port addresses of the shim's own listeners
+	// (the mirror and this proxy); CONNECTs to them are refused with 403,
+	// as are loopback, link-local (instance metadata) and unspecified
+	// addresses. Default: none beyond those.
+	SelfAddrs []string
+	// TunnelIdleTimeout closes a tunnel after this long without a byte in
+	// either direction. Default DefaultTunnelIdleTimeout.
+	TunnelIdleTimeout time.Duration
+	// MaxTunnels caps the tunnels open at once; a CONNECT over the cap gets
+	// 503. Default DefaultMaxTunnels.
+	MaxTunnels int
 	// Dial dials tunnel targets and the upstream proxy. Default: a
-	// net.Dialer with DefaultDialTimeout.
+	// net.Dialer with DefaultDialTimeout that refuses forbidden addresses
+	// for targets. A Dial given here is trusted to do its own checks (tests
+	// dial fake names on loopback with it).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives one line per CONNECT. Default: discard.
 	Logger *slog.Logger
@@ -51,7 +69,13 @@ type Proxy struct {
 	handler   func(host string) http.Handler
 	upstream  *url.URL
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialProxy func(ctx context.Context, network, addr string) (net.Conn, error)
 	log       *slog.Logger
+	guard     *targetGuard
+	bypass    func(target string) bool
+	limiter   *tunnelLimiter
+	guarded   bool // targets are checked (the default dialer)
+	idle      time.Duration
 
 	mu       sync.Mutex
 	handlers map[string]http.Handler
@@ -83,9 +107,19 @@ func New(o Options) (*Proxy, error) {
 	for _, h := range o.Intercept {
 		p.intercept[strings.ToLower(h)] = true
 	}
+	p.guard = newTargetGuard(o.SelfAddrs)
+	p.bypass = bypassFunc(o.UpstreamProxy, o.NoProxy)
+	p.limiter = newTunnelLimiter(o.MaxTunnels)
+	p.idle = o.TunnelIdleTimeout
+	if p.idle <= 0 {
+		p.idle = DefaultTunnelIdleTimeout
+	}
+	p.dialProxy = p.dial
 	if p.dial == nil {
+		p.guarded = true
+		p.dial = guardedDial(p.guard)
 		d := &net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}
-		p.dial = d.DialContext
+		p.dialProxy = d.DialContext
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -203,12 +237,22 @@ func (p *Proxy) interceptConn(w http.ResponseWriter, r *http.Request, host strin
 // tunnel connects the client to target, through the upstream proxy if
 // there is one, and copies bytes both ways.
 func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, target string) {
+	if !p.limiter.acquire() {
+		p.log.Warn("refused a tunnel: too many open", slog.String("target", target), slog.Int("max", cap(p.limiter.slots)))
+		http.Error(w, fmt.Sprintf("the ecr-ptc proxy has %d tunnels open, its maximum: retry later", cap(p.limiter.slots)), http.StatusServiceUnavailable)
+		return
+	}
+	defer p.limiter.release()
 	ctx, cancel := context.WithTimeout(r.Context(), DefaultDialTimeout)
 	defer cancel()
 	up, err := p.dialTarget(ctx, target)
 	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, ErrForbiddenTarget) {
+			status = http.StatusForbidden
+		}
 		p.log.Warn("tunnel failed", slog.String("target", target), slog.String("error", err.Error()))
-		http.Error(w, fmt.Sprintf("cannot reach %q: %v", target, err), http.StatusBadGateway)
+		http.Error(w, fmt.Sprintf("cannot reach %q: %v", target, err), status)
 		return
 	}
 	conn, brw, err := hijack(w)
@@ -222,34 +266,47 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, target string) {
 		return
 	}
 	p.log.Debug("tunnelling", slog.String("target", target), slog.String("client", r.RemoteAddr))
+	watch := watchIdle(p.idle, func() { conn.Close(); up.Close() })
+	defer watch.stop()
+	client := activityConn{Conn: &hostConn{Conn: conn, r: brw.Reader}, w: watch}
+	server := activityConn{Conn: up, w: watch}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, _ = io.Copy(up, brw.Reader)
+		_, _ = io.Copy(server, client)
 		closeWrite(up)
 	}()
 	go func() {
 		defer wg.Done()
-		_, _ = io.Copy(conn, up)
+		_, _ = io.Copy(client, server)
 		closeWrite(conn)
 	}()
 	wg.Wait()
 	conn.Close()
 	up.Close()
+	if watch.fired.Load() {
+		p.log.Debug("closed an idle tunnel", slog.String("target", target), slog.Duration("idle", p.idle))
+	}
 }
 
 // dialTarget opens a connection to target, directly or with CONNECT
 // through the upstream proxy.
 func (p *Proxy) dialTarget(ctx context.Context, target string) (net.Conn, error) {
-	if p.upstream == nil {
+	if p.upstream == nil || p.bypass(target) {
+		if p.guarded {
+			host, port, _ := net.SplitHostPort(target)
+			if err := p.guard.checkName(host, port); err != nil {
+				return nil, err
+			}
+		}
 		return p.dial(ctx, "tcp", target)
 	}
 	addr := p.upstream.Host
 	if p.upstream.Port() == "" {
 		addr = net.JoinHostPort(p.upstream.Hostname(), "80")
 	}
-	c, err := p.dial(ctx, "tcp", addr)
+	c, err := p.dialProxy(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream proxy %q: %w", p.upstream.Redacted(), err)
 	}
@@ -306,6 +363,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

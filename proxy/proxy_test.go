@@ -108,7 +108,8 @@ func TestTunnelsUnmappedHostWithoutCertificate(t *testing.T) {
 		_, _ = io.WriteString(w, "origin")
 	}))
 	t.Cleanup(target.Close)
-	p, purl := startProxy(t, Options{})
+	// A Dial of its own lifts the refusal of loopback targets.
+	p, purl := startProxy(t, Options{Dial: (&net.Dialer{Timeout: 5 * time.Second}).DialContext})
 	pool := x509.NewCertPool()
 	pool.AddCert(target.Certificate())
 	c := client(t, purl, pool, nil)

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/proxy"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/rules"
 )
 
 // mirrorFlags are the flags of `ecr-ptc mirror`; each overrides the
@@ -30,6 +33,9 @@ type mirrorFlags struct {
 	allowNonLoopback bool
 	followRedirects  bool
 	upstreamTimeout  time.Duration
+	tokenTimeout     time.Duration
+	rulesRefresh     time.Duration
+	stateDir         string
 	logLevel         string
 	metrics          bool
 	drainTimeout     time.Duration
@@ -64,6 +70,9 @@ ready (Type=notify) and drains requests in flight on SIGTERM.`,
 	fl.BoolVar(&f.allowNonLoopback, "allow-non-loopback", false, "allow listening on a non-loopback address (env ECR_PTC_MIRROR_ALLOW_NON_LOOPBACK)")
 	fl.BoolVar(&f.followRedirects, "follow-redirects", false, "fetch S3 blob redirects in the shim and stream them, for clients that cannot reach S3 (env ECR_PTC_MIRROR_FOLLOW_REDIRECTS)")
 	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", config.DefaultMirrorUpstreamTimeout, "wait for ECR's response headers, and between reads of a streamed body (env ECR_PTC_MIRROR_UPSTREAM_TIMEOUT)")
+	fl.DurationVar(&f.tokenTimeout, "token-timeout", config.DefaultMirrorTokenTimeout, "wait for an ECR token (GetAuthorizationToken) before answering a pull 503 so the engine falls back (env ECR_PTC_MIRROR_TOKEN_TIMEOUT; config mirror.token_timeout)")
+	fl.DurationVar(&f.rulesRefresh, "rules-refresh", config.DefaultMirrorRulesRefresh, "re-read the pull-through cache rules this often and swap them in without a restart; 0 is never, SIGHUP always does (env ECR_PTC_MIRROR_RULES_REFRESH; config mirror.rules_refresh)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "where the shim keeps the last good rule set (default $STATE_DIRECTORY from systemd's StateDirectory=, else the config's state_dir; env ECR_PTC_MIRROR_STATE_DIR; config mirror.state_dir)")
 	fl.StringVar(&f.logLevel, "mirror-log-level", config.DefaultMirrorLogLevel, "log level of the shim: debug, info, warn or error (env ECR_PTC_MIRROR_LOG_LEVEL; --log-level, when given, wins)")
 	fl.BoolVar(&f.metrics, "metrics", true, "serve Prometheus metrics on /metrics (env ECR_PTC_MIRROR_METRICS)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", mirror.DefaultDrainTimeout, "on SIGTERM, wait this long for requests in flight (env ECR_PTC_MIRROR_DRAIN_TIMEOUT)")
@@ -128,6 +137,10 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 			return nil
 		}
 	}
+	refresh := config.DefaultMirrorRulesRefresh
+	if m.RulesRefresh != nil {
+		refresh = m.RulesRefresh.Duration
+	}
 	metrics := m.MetricsEnabled()
 	fallback := m.FallbackEnabled()
 	steps := []struct {
@@ -138,6 +151,9 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		{"allow-non-loopback", parseBool(&m.AllowNonLoopback)},
 		{"follow-redirects", parseBool(&m.FollowRedirects)},
 		{"upstream-timeout", parseDur(&m.UpstreamTimeout.Duration)},
+		{"token-timeout", parseDur(&m.TokenTimeout.Duration)},
+		{"rules-refresh", parseDur(&refresh)},
+		{"state-dir", func(v string) error { m.StateDir = v; return nil }},
 		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
 		{"metrics", parseBool(&metrics)},
 		{"drain-timeout", parseDur(&drain)},
@@ -153,6 +169,7 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		}
 	}
 	m.Metrics = &metrics
+	m.RulesRefresh = &config.Duration{Duration: refresh}
 	m.UpstreamFallback = &fallback
 	if err := m.Validate(); err != nil {
 		return m, 0, usageError{err}
@@ -184,6 +201,8 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	a.logger = log
 
+	stateDir := shimStateDir(m.StateDir)
+	a.useStateDir(stateDir)
 	mapping, err := a.mapping(ctx)
 	if err != nil {
 		return fmt.Errorf("load pull-through cache rules: %w", err)
@@ -193,6 +212,15 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		return usageError{err}
 	}
 	copts.Logger = log
+	scheme, err := a.registryEndpoint(mapping.Registry(), &copts)
+	if err != nil {
+		return err
+	}
+	if os.Getenv(credentials.EnvRenewBefore) == "" {
+		// Renew at half the token's lifetime, as ECR's own clients do: the
+		// provider caps the renewal window at half the lifetime.
+		copts.RenewBefore = 1000 * time.Hour
+	}
 	tokens := credentials.NewProvider(copts)
 
 	var upstreamProxy *url.URL
@@ -204,12 +232,15 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	srv, err := mirror.New(mirror.Options{
 		Mapping:          mapping,
 		Tokens:           tokens,
+		RegistryScheme:   scheme,
 		FollowRedirects:  m.FollowRedirects,
 		UpstreamTimeout:  m.UpstreamTimeout.Duration,
+		TokenTimeout:     m.TokenTimeout.Duration,
 		Logger:           log,
 		DisableMetrics:   !m.MetricsEnabled(),
 		UpstreamFallback: m.FallbackEnabled(),
 		UpstreamProxy:    upstreamProxy,
+		NoProxy:          noProxy(),
 	})
 	if err != nil {
 		return err
@@ -246,6 +277,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		<-ctx.Done()
 		_ = mirror.Notify("STOPPING=1")
 	}()
+	go a.refreshRules(ctx, srv, m.RulesRefresh.Duration, stateDir, log)
 	err = srv.Serve(ctx, ln, drain, ready)
 	if proxyDone != nil {
 		err = errors.Join(err, <-proxyDone)
@@ -292,6 +324,8 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 		Intercept:     intercept,
 		Handler:       srv.UpstreamHandler,
 		UpstreamProxy: upstream,
+		NoProxy:       noProxy(),
+		SelfAddrs:     []string{m.Listen, m.ProxyListen},
 		Logger:        log.With(slog.String("component", "proxy")),
 	})
 	if err != nil {
@@ -309,4 +343,140 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 	log.Info("proxy listening", slog.String("proxy_listen", ln.Addr().String()), slog.Any("intercept", intercept),
 		slog.String("upstream_proxy", up), slog.Bool("upstream_fallback", m.FallbackEnabled()))
 	return px, ln, nil
+}
+
+// noProxy is the service's NO_PROXY (or no_proxy): targets reached
+// directly instead of through mirror.upstream_proxy.
+func noProxy() string {
+	if v := os.Getenv("NO_PROXY"); v != "" {
+		return v
+	}
+	return os.Getenv("no_proxy")
+}
+
+// registryEndpoint returns the scheme to speak to the registry host, as
+// --registry or the config file gave it (https unless "http://" was
+// written), and makes sure the token provider accepts host: a registry
+// whose name is not ECR-shaped (such as a VPC endpoint name returned as
+// proxyEndpoint) is declared with the configured region, without needing
+// ECR_PTC_REGISTRIES.
+func (a *app) registryEndpoint(host string, copts *credentials.Options) (string, error) {
+	raw := a.registry
+	region := ""
+	if cfg, err := a.config(); err == nil {
+		if raw == "" {
+			raw = cfg.Registry
+		}
+		region = cfg.Region
+	}
+	scheme := "https"
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(raw)), "http://") {
+		scheme = "http"
+	}
+	if _, err := credentials.ParseRegistry(host); err == nil {
+		return scheme, nil
+	}
+	if _, ok := copts.Registries[strings.ToLower(host)]; ok {
+		return scheme, nil
+	}
+	if name, _, ok := strings.Cut(host, ":"); ok {
+		if _, ok := copts.Registries[strings.ToLower(name)]; ok {
+			return scheme, nil
+		}
+	}
+	for _, v := range []string{region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
+		if v != "" {
+			region = v
+			break
+		}
+	}
+	if region == "" {
+		return "", usageError{fmt.Errorf("registry %q is not an ECR host name, so its region is unknown: set region in the config file or AWS_REGION", host)}
+	}
+	if copts.Registries == nil {
+		copts.Registries = map[string]credentials.Registry{}
+	}
+	copts.Registries[strings.ToLower(host)] = credentials.Registry{Host: strings.ToLower(host), Region: region}
+	return scheme, nil
+}
+
+// shimStateDir is where the shim keeps its rule set: dir when given, else
+// the first directory of systemd's $STATE_DIRECTORY, else "" (the config's
+// state_dir).
+func shimStateDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	first, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	return first
+}
+
+// useStateDir makes rule loading keep the last good rule set in dir, the
+// shim's own writable directory; until the shim has saved one there, the
+// rule set saved by `ecr-ptc setup` in the config's state_dir is copied
+// in, so a start while the ECR API is unreachable still works.
+func (a *app) useStateDir(dir string) {
+	if dir == "" {
+		return
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return
+	}
+	if cfg.StateDir != dir {
+		dst := filepath.Join(dir, rules.StateFile)
+		if !fileExists(dst) {
+			if b, err := os.ReadFile(filepath.Join(cfg.StateDir, rules.StateFile)); err == nil {
+				if err := os.WriteFile(dst, b, 0o600); err != nil {
+					a.logger.Warn("could not copy the saved rule set", slog.String("to", dst), slog.String("error", err.Error()))
+				}
+			}
+		}
+	}
+	cfg.StateDir = dir
+}
+
+// refreshRules reloads the rules on SIGHUP and every interval (0: only on
+// SIGHUP) and swaps them into srv. A failed reload keeps the rules in use.
+func (a *app) refreshRules(ctx context.Context, srv *mirror.Server, interval time.Duration, stateDir string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		trigger := "refresh"
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			trigger = "SIGHUP"
+		case <-tick:
+		}
+		a.cfg = nil // re-read the config file
+		a.useStateDir(stateDir)
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := a.loadRules(lctx)
+		cancel()
+		switch {
+		case err != nil:
+			log.Warn("rules reload failed; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(err.Error())))
+		case res.FromSaved:
+			log.Warn("rules reload could not reach the ECR API; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(res.Err.Error())))
+		default:
+			if err := srv.SetMapping(res.Mapping); err != nil {
+				log.Warn("rules reload refused; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", err.Error()))
+				continue
+			}
+			var ups []string
+			for _, r := range res.Mapping.Rules() {
+				ups = append(ups, r.Upstream+"="+r.Prefix)
+			}
+			log.Info("rules reloaded", slog.String("trigger", trigger), slog.Any("rules", ups))
+		}
+	}
 }

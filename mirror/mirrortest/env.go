@@ -23,6 +23,14 @@ type Options struct {
 	// FollowRedirects and UpstreamTimeout are passed to the shim.
 	FollowRedirects bool
 	UpstreamTimeout time.Duration
+	// TokenTimeout is passed to the shim (default mirror.DefaultTokenTimeout).
+	TokenTimeout time.Duration
+	// MaxConnsPerHost caps the shim's connections to ECR as the production
+	// transport does (64); redirects to S3 use a transport without a cap.
+	// Default: no cap.
+	MaxConnsPerHost int
+	// MaxStreams is passed to the shim (default mirror.DefaultMaxStreams).
+	MaxStreams int
 	// Logger receives the shim's log lines. Default: discard.
 	Logger *slog.Logger
 	// Setenv sets one environment variable for the AWS SDK inside the
@@ -85,9 +93,12 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	tr.DisableCompression = true
-	var rt http.RoundTripper = tr
+	redir := tr.Clone()
+	tr.MaxConnsPerHost = o.MaxConnsPerHost
+	var rt, redirRT http.RoundTripper = tr, redir
 	if o.Observe != nil {
 		rt = observer{next: rt, fn: o.Observe}
+		redirRT = observer{next: redirRT, fn: o.Observe}
 	}
 	endpoints := map[string]string{}
 	for _, r := range e.Mapping.Rules() {
@@ -99,8 +110,11 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Mapping:           e.Mapping,
 		Tokens:            e.Tokens,
 		Transport:         rt,
+		RedirectTransport: redirRT,
+		MaxStreams:        o.MaxStreams,
 		FollowRedirects:   o.FollowRedirects,
 		UpstreamTimeout:   o.UpstreamTimeout,
+		TokenTimeout:      o.TokenTimeout,
 		Logger:            o.Logger,
 		UpstreamFallback:  o.UpstreamFallback,
 		UpstreamEndpoints: endpoints,
@@ -119,6 +133,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	ready := make(chan struct{})
 	go func() { e.done <- e.Shim.Serve(sctx, ln, 5*time.Second, func() { close(ready) }) }()
 	<-ready
+	// The shim fetches its first token in the background; tests count API
+	// calls and requests from a settled state.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := waitHealthy(wctx, e.URL+"/healthz"); err != nil {
+		return nil, err
+	}
 	ok = true
 	return e, nil
 }
@@ -198,6 +219,25 @@ func WaitHTTP(ctx context.Context, url string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitHealthy polls url until it answers 200 or ctx ends.
+func waitHealthy(ctx context.Context, url string) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shim not ready at %q: %w", url, context.Cause(ctx))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

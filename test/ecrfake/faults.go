@@ -23,6 +23,12 @@ type Faults struct {
 	// CutBlobAfter, when positive, closes the TCP connection after that many
 	// bytes of every matching blob body served by the S3 stand-in.
 	CutBlobAfter int64
+	// S3Forbidden answers matching S3 requests 403 AccessDenied "Request
+	// has expired", as S3 does for a presigned URL used too late.
+	S3Forbidden bool
+	// SlowBody, when positive, pauses this long before every 16 KiB of
+	// every matching blob body served by the S3 stand-in: a slow link.
+	SlowBody time.Duration
 	// Seed makes the choice of failing requests repeatable. Default 1.
 	Seed int64
 	// Paths, when set, limits faults to requests whose path contains one of
@@ -60,6 +66,7 @@ type decision struct {
 	latency time.Duration
 	status  string // "", "5xx", "429"
 	cut     int64
+	slow    time.Duration
 }
 
 func (fs *faultState) decide(listener, path string) decision {
@@ -89,6 +96,14 @@ func (fs *faultState) decide(listener, path string) decision {
 			fs.injected++
 			return d
 		}
+	}
+	if budget && f.S3Forbidden && listener == "s3" {
+		fs.injected++
+		d.status = "403"
+		return d
+	}
+	if listener == "s3" {
+		d.slow = f.SlowBody
 	}
 	if budget && f.CutBlobAfter > 0 && listener == "s3" {
 		d.cut = f.CutBlobAfter

@@ -62,6 +62,12 @@ type Options struct {
 	// Dir holds the fake's blob store and the upstreams' blobs. Default: a new
 	// temporary directory removed by Close.
 	Dir string
+	// ImportByDigest makes the first pull of an image by digest import it
+	// from the upstream. Default false, as on ECR: a manifest requested by
+	// digest that the pull-through cache does not hold yet answers 404
+	// MANIFEST_UNKNOWN, even when the upstream has it (containers-roadmap
+	// #2837); pulling the tag first, or any child of a cached index, works.
+	ImportByDigest bool
 }
 
 // Rule is a pull-through cache rule as DescribePullThroughCacheRules returns it.

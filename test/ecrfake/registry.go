@@ -404,6 +404,12 @@ func (s *Server) resolveManifest(ctx context.Context, name, ref string) (storedM
 		}
 		return cached, nil
 	}
+	if byDigest && !s.opts.ImportByDigest {
+		// ECR does not import an uncached image asked for by digest: "an
+		// uncached image returns as missing", even as tag@digest
+		// (containers-roadmap#2837).
+		return storedManifest{}, &regError{http.StatusNotFound, "MANIFEST_UNKNOWN", "Requested image not found"}
+	}
 	if deny {
 		// What ECR answers when the caller lacks ecr:BatchImportUpstreamImage
 		// is not documented; the fake mirrors how ECR reports any missing

@@ -140,6 +140,10 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Etag", `"`+hexDigest[:32]+`"`)
 	w.Header().Set("X-Amz-Server-Side-Encryption", "AES256")
+	if ri.slow > 0 && r.Method == http.MethodGet {
+		ri.fault = "slow"
+		w = &slowWriter{ResponseWriter: w, pause: ri.slow, ctx: r.Context()}
+	}
 	if ri.cut > 0 && r.Method == http.MethodGet {
 		w = &cutWriter{ResponseWriter: w, left: ri.cut, onCut: func() {
 			ri.fault = "cut"

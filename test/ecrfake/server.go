@@ -22,12 +22,13 @@ import (
 // Server is a running fake ECR: API, registry, S3 stand-in and upstreams.
 // Its methods are safe for concurrent use.
 type Server struct {
-	opts   Options
-	ca     *testca.CA
-	dir    string
-	ownDir bool
-	log    *accessLog
-	faults faultState
+	opts      Options
+	ca        *testca.CA
+	dir       string
+	ownDir    bool
+	log       *accessLog
+	faults    faultState
+	apiFaults apiFaultState
 
 	apiSrv, regSrv, s3Srv *http.Server
 	apiAddr, regAddr      string
@@ -411,6 +412,7 @@ type reqInfo struct {
 	auth      string
 	fault     string
 	cut       int64
+	slow      time.Duration
 }
 
 type reqInfoKey struct{}
@@ -426,6 +428,9 @@ func info(r *http.Request) *reqInfo {
 func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := &reqInfo{auth: "none"}
+		if strings.HasPrefix(listener, "upstream:") {
+			ri.auth = upstreamAuth(r.Header.Get("Authorization"))
+		}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		rec := &recorder{ResponseWriter: w}
 		start := s.now()
@@ -440,6 +445,9 @@ func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 				Operation: ri.operation, Auth: ri.auth, Fault: ri.fault,
 			})
 		}()
+		if listener == "api" && s.apiFault(rec, r, ri) {
+			return
+		}
 		if listener == "registry" || listener == "s3" {
 			d := s.faults.decide(listener, r.URL.Path)
 			if d.latency > 0 {
@@ -471,7 +479,13 @@ func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 				}
 				return
 			}
+			if d.status == "403" {
+				ri.fault = "403"
+				writeS3Error(rec, http.StatusForbidden, "AccessDenied", "Request has expired")
+				return
+			}
 			ri.cut = d.cut
+			ri.slow = d.slow
 		}
 		next.ServeHTTP(rec, r)
 	})
