@@ -28,7 +28,7 @@ func newConfigureContainerdCmd(a *app) *cobra.Command {
 		Use:   "containerd",
 		Short: "Make containerd's CRI plugin read hosts.toml files (config_path)",
 		Long: `containerd adds config_path to the CRI plugin's registry table of containerd's
-config (version 2 schema for containerd 1.x, version 3 for 2.x), only where it
+config (version 2 schema for containerd 1.x, version 3 or 4 for 2.x), only where it
 is missing: an existing list such as EKS's "/etc/containerd/certs.d:/etc/docker/certs.d"
 that holds the certs directory is left alone; a list without it gets it
 appended. A missing config file gets a minimal one that changes nothing else.
