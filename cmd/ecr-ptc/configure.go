@@ -58,7 +58,8 @@ stops and says how to move them to hosts.toml.`,
 
 // dockerFlags are the paths and facts "configure docker" and setup use.
 type dockerFlags struct {
-	opts hosts.DockerOptions
+	opts   hosts.DockerOptions
+	socket string
 }
 
 func (d *dockerFlags) add(cmd *cobra.Command) {
@@ -67,6 +68,7 @@ func (d *dockerFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&d.opts.CertsDir, "docker-certs-dir", hosts.DefaultDockerCerts, "Docker's certs.d directory, for hosts.toml with the containerd image store (below --root)")
 	fl.StringVar(&d.opts.ClientConfig, "docker-config", hosts.DefaultDockerConfig, "Docker CLI config that gets credHelpers for the ECR registry (below --root)")
 	fl.StringVar(&d.opts.Version, "docker-version", "", "Docker Engine version, such as 28.2.2 (default: run dockerd --version)")
+	fl.StringVar(&d.socket, "docker-socket", hosts.DefaultDockerSocket, "dockerd's API socket (below --root), asked for the image store it uses (docker info); when nothing answers, daemon.json and the version decide")
 }
 
 func newConfigureDockerCmd(a *app) *cobra.Command {
@@ -148,6 +150,13 @@ func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (ho
 	o.MirrorURL = mirror
 	if o.Version == "" {
 		o.Version = hosts.DetectDockerVersion(cmd.Context(), f.root)
+	}
+	if o.Info == nil {
+		if info, ok, err := hosts.DetectDockerInfo(cmd.Context(), f.root, d.socket); ok {
+			o.Info = &info
+		} else {
+			o.InfoErr = err
+		}
 	}
 	return hosts.PlanDocker(f.root, o, m)
 }
