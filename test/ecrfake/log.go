@@ -28,7 +28,9 @@ type LogEntry struct {
 	// Auth says how the request authenticated: "none", "basic",
 	// "basic-invalid", "basic-expired", "other" (a scheme other than Basic),
 	// "sigv4", "sigv4-invalid", "presigned", "presigned-invalid",
-	// "authorization-header" (an S3 request that carried one).
+	// "authorization-header" (an S3 request that carried one); on an
+	// upstream listener "ecr-token" (a token this fake issued), "basic",
+	// "bearer" or "other".
 	Auth string
 	// Fault names the injected fault, if any: "latency", "5xx", "429", "cut".
 	Fault string

@@ -423,6 +423,9 @@ func info(r *http.Request) *reqInfo {
 func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := &reqInfo{auth: "none"}
+		if strings.HasPrefix(listener, "upstream:") {
+			ri.auth = s.upstreamAuth(r)
+		}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		rec := &recorder{ResponseWriter: w}
 		start := s.now()
