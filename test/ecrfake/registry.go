@@ -293,30 +293,6 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
-func (s *Server) serveTags(w http.ResponseWriter, r *http.Request, name string) {
-	s.mu.Lock()
-	repo := s.repos[name]
-	var tags []string
-	if repo != nil {
-		for t := range repo.tags {
-			tags = append(tags, t)
-		}
-	}
-	s.mu.Unlock()
-	if repo == nil {
-		writeRegistryError(w, http.StatusNotFound, "NAME_UNKNOWN", s.repoNotFoundMsg(name))
-		return
-	}
-	sortStrings(tags)
-	b, _ := json.Marshal(map[string]any{"name": name, "tags": tags})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(b)
-	}
-}
-
 func (s *Server) repoNotFoundMsg(name string) string {
 	return fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", name, s.opts.AccountID)
 }
