@@ -63,7 +63,7 @@ func (s *Server) serveTags(w http.ResponseWriter, r *http.Request, name string) 
 		writeRegistryError(w, http.StatusNotFound, "NAME_UNKNOWN", s.repoNotFoundMsg(name))
 		return
 	}
-	slices.Sort(tags)
+	sortStrings(tags)
 	if last != "" {
 		i, _ := slices.BinarySearch(tags, last)
 		for i < len(tags) && tags[i] <= last {
