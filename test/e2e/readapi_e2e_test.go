@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -130,6 +131,46 @@ func TestReadAPIThroughShim(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("referrers", func(t *testing.T) {
+		const sig, sbom = "application/vnd.dev.cosign.artifact.sig.v1+json", "application/spdx+json"
+		sigDigest, err := fake.AddReferrer("docker.io", "library/nginx:1.27", sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fake.AddReferrer("docker.io", "library/nginx:1.27", sbom); err != nil {
+			t.Fatal(err)
+		}
+		subject := fake.Upstream("docker.io").Image("library/nginx:1.27").Digest
+		for _, tc := range []struct {
+			name, path string
+			want       int
+			filter     string
+		}{
+			{"all, path form", "/mirror/docker.io/v2/library/nginx/referrers/" + subject, 2, ""},
+			{"signatures, ns form", "/v2/library/nginx/referrers/" + subject + "?ns=docker.io&artifactType=" + url.QueryEscape(sig), 1, "artifactType"},
+		} {
+			resp, b := get(t, tc.path)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: GET %s: %s %s", tc.name, tc.path, resp.Status, b)
+			}
+			var idx struct {
+				Manifests []struct{ Digest, ArtifactType string }
+			}
+			if err := json.Unmarshal(b, &idx); err != nil {
+				t.Fatalf("%s: %v: %s", tc.name, err, b)
+			}
+			if len(idx.Manifests) != tc.want {
+				t.Errorf("%s: %d referrers, want %d: %s", tc.name, len(idx.Manifests), tc.want, b)
+			}
+			if tc.filter != "" && (len(idx.Manifests) != 1 || idx.Manifests[0].Digest != sigDigest) {
+				t.Errorf("%s: referrers %s, want only %s", tc.name, b, sigDigest)
+			}
+			if got := resp.Header.Get("OCI-Filters-Applied"); got != tc.filter {
+				t.Errorf("%s: OCI-Filters-Applied %q, want %q", tc.name, got, tc.filter)
+			}
+		}
+	})
 
 	t.Run("skopeo inspect", func(t *testing.T) {
 		daemon.Require(t, daemon.NeedSkopeo)

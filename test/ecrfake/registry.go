@@ -83,6 +83,9 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(rest, "/tags/list"):
 		name, kind = strings.TrimSuffix(rest, "/tags/list"), "tags"
+	case strings.Contains(rest, "/referrers/"):
+		i := strings.LastIndex(rest, "/referrers/")
+		name, kind, ref = rest[:i], "referrers", rest[i+len("/referrers/"):]
 	case strings.Contains(rest, "/manifests/"):
 		i := strings.LastIndex(rest, "/manifests/")
 		name, kind, ref = rest[:i], "manifests", rest[i+len("/manifests/"):]
@@ -110,6 +113,8 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.serveBlob(w, r, name, ref)
 	case "tags":
 		s.serveTags(w, r, name)
+	case "referrers":
+		s.serveReferrers(w, r, name, ref)
 	}
 }
 
