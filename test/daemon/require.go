@@ -27,6 +27,19 @@ func Dockerd29() string {
 	return filepath.Join(Dockerd29Dir, "dockerd")
 }
 
+// ConformanceDir is where .ci/install-deps puts the OCI distribution-spec
+// conformance test (`conformance`). The environment variable
+// ECR_PTC_CONFORMANCE_BIN overrides it.
+const ConformanceDir = "/opt/ecr-ptc-test/oci-conformance-v0.0.0-20260831232431-97274622c111/bin"
+
+// Conformance returns the path of the conformance test binary.
+func Conformance() string {
+	if d := os.Getenv("ECR_PTC_CONFORMANCE_BIN"); d != "" {
+		return filepath.Join(d, "conformance")
+	}
+	return filepath.Join(ConformanceDir, "conformance")
+}
+
 // Needs understood by [Require].
 const (
 	NeedRoot        = "root"        // effective uid 0
@@ -38,11 +51,12 @@ const (
 	NeedDocker      = "docker"      // the docker CLI
 	NeedSkopeo      = "skopeo"      // skopeo in PATH
 	NeedDockerd29   = "dockerd29"   // dockerd 29 in [Dockerd29Dir]
+	NeedConformance = "conformance" // the OCI conformance test in [ConformanceDir]
 )
 
 // Require skips t unless every need is met, naming what is missing. Needs are
 // the Need* constants: "root", "unshare", "containerd", "containerd2", "ctr",
-// "dockerd", "docker", "skopeo" and "dockerd29". When the environment variable CI is
+// "dockerd", "docker", "skopeo", "dockerd29" and "conformance". When the environment variable CI is
 // "true" a missing need fails the test instead, so CI never passes by
 // skipping.
 func Require(t testing.TB, needs ...string) {
@@ -110,13 +124,18 @@ func check(need string) error {
 		return nil
 	case NeedSkopeo:
 		return lookPath("skopeo", "skopeo (Debian package skopeo)")
+	case NeedConformance:
+		if _, err := exec.LookPath(Conformance()); err != nil {
+			return fmt.Errorf("OCI conformance test at %q", Conformance())
+		}
+		return nil
 	case NeedDockerd29:
 		if _, err := exec.LookPath(Dockerd29()); err != nil {
 			return fmt.Errorf("dockerd 29 at %q", Dockerd29())
 		}
 		return nil
 	default:
-		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo, dockerd29)", need)
+		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo, dockerd29, conformance)", need)
 	}
 }
 
