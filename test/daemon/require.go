@@ -52,11 +52,12 @@ const (
 	NeedSkopeo      = "skopeo"      // skopeo in PATH
 	NeedDockerd29   = "dockerd29"   // dockerd 29 in [Dockerd29Dir]
 	NeedConformance = "conformance" // the OCI conformance test in [ConformanceDir]
+	NeedPodman      = "podman"      // podman in PATH
 )
 
 // Require skips t unless every need is met, naming what is missing. Needs are
 // the Need* constants: "root", "unshare", "containerd", "containerd2", "ctr",
-// "dockerd", "docker", "skopeo", "dockerd29" and "conformance". When the environment variable CI is
+// "dockerd", "docker", "skopeo", "dockerd29", "conformance" and "podman". When the environment variable CI is
 // "true" a missing need fails the test instead, so CI never passes by
 // skipping.
 func Require(t testing.TB, needs ...string) {
@@ -124,6 +125,8 @@ func check(need string) error {
 		return nil
 	case NeedSkopeo:
 		return lookPath("skopeo", "skopeo (Debian package skopeo)")
+	case NeedPodman:
+		return lookPath("podman", "podman (Debian package podman)")
 	case NeedConformance:
 		if _, err := exec.LookPath(Conformance()); err != nil {
 			return fmt.Errorf("OCI conformance test at %q", Conformance())
@@ -135,7 +138,7 @@ func check(need string) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo, dockerd29, conformance)", need)
+		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo, dockerd29, conformance, podman)", need)
 	}
 }
 
