@@ -85,8 +85,14 @@ other key and its order are kept), credHelpers for the account's ECR registry
 Engine 28+ with the containerd image store, hosts.toml files in
 /etc/docker/certs.d so that every mapped registry goes through the shim.
 
-It detects the engine's version and image store and says what it will and
-will not route: a classic-store engine routes only Docker Hub this way.
+It finds the image store the engine really uses: it asks the running dockerd
+(GET /info on --docker-socket, as docker info shows it: driver-type
+io.containerd.snapshotter.v1 is the containerd store), else reads
+features.containerd-snapshotter in daemon.json, else goes by the version. When
+it cannot tell (Docker 29+ not running, or a version that is not a release
+number) it configures both hosts.toml and registry-mirrors. It says what it
+found and what will and will not be routed: a classic-store engine routes only
+Docker Hub this way.
 
 With --transparent it also creates a local CA in /etc/ecr-ptc/ca (key readable
 by root only), trusts it for each mapped upstream but Docker Hub through
