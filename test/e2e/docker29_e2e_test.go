@@ -8,6 +8,7 @@ import (
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
 	"github.com/ecr-ptc/ecr-ptc/mirror/mirrortest"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/test/daemon"
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
 )
@@ -113,4 +114,51 @@ func fakeServedPrefix(fake *ecrfake.Server, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestDockerStoreFromRealDockerd asks real dockerds for their image store
+// the way setup does (GET /info on the socket below --root): Debian's
+// dockerd 20.10 with a graph driver is the classic store, dockerd 29 on
+// containerd 2.4.2 the containerd store.
+func TestDockerStoreFromRealDockerd(t *testing.T) {
+	daemon.Require(t, daemon.NeedRoot, daemon.NeedUnshare, daemon.NeedDockerd, daemon.NeedContainerd)
+	for _, tc := range []struct {
+		name      string
+		needs     []string
+		opts      daemon.DockerdOptions
+		wantStore string
+	}{
+		{"dockerd 20.10", nil, daemon.DockerdOptions{}, hosts.StoreClassic},
+		{"dockerd 29", []string{daemon.NeedDockerd29, daemon.NeedContainerd2}, daemon.DockerdOptions{
+			Binary: daemon.Dockerd29(), ContainerdVersion: "2", StorageDriver: "-",
+		}, hosts.StoreContainerd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			daemon.Require(t, tc.needs...)
+			d := daemon.StartDockerd(t, tc.opts)
+			root := t.TempDir()
+			sock := filepath.Join(root, hosts.DefaultDockerSocket)
+			if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(d.Address(), sock); err != nil {
+				t.Fatal(err)
+			}
+			info, ok, err := hosts.DetectDockerInfo(t.Context(), root, "")
+			if err != nil || !ok {
+				t.Fatalf("DetectDockerInfo: ok %v, %v", ok, err)
+			}
+			m, err := rewrite.NewMapping("123456789012.dkr.ecr.us-east-1.amazonaws.com", []rewrite.Rule{{Upstream: "docker.io", Prefix: "docker-hub"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, eng, err := hosts.PlanDocker(root, hosts.DockerOptions{Info: &info}, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eng.Store != tc.wantStore || eng.From != "docker info" {
+				t.Errorf("store %q from %q (info %+v), want %q from docker info", eng.Store, eng.From, info, tc.wantStore)
+			}
+		})
+	}
 }
