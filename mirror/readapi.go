@@ -1,8 +1,11 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -94,7 +97,43 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, rt route, e
 			extra = http.Header{"Link": {l}}
 		}
 	}
+	if rt.kind == kindTags && resp.StatusCode == http.StatusOK && r.Method == http.MethodGet {
+		if body, ok := clientTagList(resp.Body, rt.repo); ok {
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		} else {
+			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "bad_answer", "ECR registry %q answered a tag list that is not JSON", s.registry)
+			e.write(w, r)
+			return result{status: e.status, reason: e.reason}, e.message
+		}
+	}
 	return s.relay(ctx, cancel, w, r, resp, extra)
+}
+
+// maxTagListBytes bounds a tag list page the shim reads: 1000 tags of at
+// most 128 characters.
+const maxTagListBytes = 1 << 20
+
+// clientTagList reads ECR's tag list page and names the repository as the
+// client asked for it (ECR names its own, <prefix>/<repo>).
+func clientTagList(body io.Reader, repo string) ([]byte, bool) {
+	raw, err := io.ReadAll(io.LimitReader(body, maxTagListBytes+1))
+	if err != nil || len(raw) > maxTagListBytes {
+		return nil, false
+	}
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, false
+	}
+	if list.Tags == nil {
+		list.Tags = []string{}
+	}
+	list.Name = repo
+	out, err := json.Marshal(list)
+	return out, err == nil
 }
 
 // linkRegexp matches one Link header value: <url>; params.

@@ -75,3 +75,25 @@ func FuzzClientLink(f *testing.F) {
 		}
 	})
 }
+
+func TestClientTagList(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		wantOK         bool
+	}{
+		{"renamed", `{"name":"docker-hub/library/nginx","tags":["1.27","latest"]}`, `{"name":"library/nginx","tags":["1.27","latest"]}`, true},
+		{"no tags", `{"name":"docker-hub/library/nginx","tags":null}`, `{"name":"library/nginx","tags":[]}`, true},
+		{"not json", `<html>`, "", false},
+		{"too big", `{"tags":["` + strings.Repeat("a", maxTagListBytes) + `"]}`, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := clientTagList(strings.NewReader(tt.in), "library/nginx")
+			if string(got) != tt.want || ok != tt.wantOK {
+				t.Errorf("clientTagList = %s, %v; want %s, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}

@@ -84,10 +84,14 @@ func TestReadAPIThroughShim(t *testing.T) {
 					t.Fatalf("GET %s: %s %s", path, resp.Status, b)
 				}
 				var body struct {
+					Name string   `json:"name"`
 					Tags []string `json:"tags"`
 				}
 				if err := json.Unmarshal(b, &body); err != nil {
 					t.Fatalf("GET %s: %v: %s", path, err, b)
+				}
+				if body.Name != "library/nginx" {
+					t.Errorf("GET %s: name %q, want the client's library/nginx", path, body.Name)
 				}
 				got = append(got, body.Tags...)
 				path = ""
