@@ -133,8 +133,11 @@ func (d *Doctor) checkDocker(_ context.Context, st *state) Result {
 		}
 	}
 	mode := "registry-mirrors (classic image store: Docker Hub only)"
-	if eng.ContainerdStore {
+	switch eng.Store {
+	case hosts.StoreContainerd:
 		mode = "hosts.toml (containerd image store)"
+	case hosts.StoreUnknown:
+		mode = "hosts.toml and registry-mirrors (image store unknown: " + eng.Why + ")"
 	}
 	if bad := changedPaths(engine); len(bad) > 0 {
 		return Result{Status: Fail, Detail: "Docker is not sent to the shim: " + strings.Join(bad, ", ") + " lack it", Fix: setupFix}

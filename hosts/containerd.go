@@ -25,8 +25,9 @@ type ContainerdEdit struct {
 	// Changed reports whether Data differs from the input: containerd must
 	// be restarted to read the new config_path.
 	Changed bool
-	// Version is the config's schema: 1 or 2 for containerd 1.x, 3 for
-	// containerd 2.x.
+	// Version is the config's schema: 1 or 2 for containerd 1.x, 3 or 4
+	// for containerd 2.x (2.0 writes 3; 2.4 writes 4, which keeps the
+	// version 3 tables).
 	Version int
 	// Table is the registry table that holds config_path, such as
 	// plugins."io.containerd.grpc.v1.cri".registry.
@@ -38,6 +39,10 @@ type ContainerdEdit struct {
 	Notes []string
 }
 
+// newestContainerdConfigVersion is the newest config schema this package
+// knows: containerd 2.4's `containerd config default` writes it.
+const newestContainerdConfigVersion = 4
+
 // criPlugin returns the plugin whose registry table holds config_path in a
 // config of the given schema version.
 func criPlugin(version int) (string, error) {
@@ -46,10 +51,17 @@ func criPlugin(version int) (string, error) {
 		return "cri", nil
 	case 2:
 		return "io.containerd.grpc.v1.cri", nil
-	case 3:
+	case 3, 4:
+		// Version 4 (containerd 2.4) changed no CRI table: containerd 2.4.2
+		// reads config_path from the version 3 table (`containerd config dump`).
 		return "io.containerd.cri.v1.images", nil
 	}
-	return "", fmt.Errorf("config version %d is not one containerd 1.x (1, 2) or 2.x (3) reads", version)
+	if version > newestContainerdConfigVersion {
+		return "", fmt.Errorf("config version %d is newer than the versions this ecr-ptc knows (1 to %d, as written by containerd up to 2.4): "+
+			"upgrade ecr-ptc, or set config_path yourself in the CRI registry table your containerd documents "+
+			"(for versions 3 and 4: [plugins.'io.containerd.cri.v1.images'.registry]) and check it with `containerd config dump`", version, newestContainerdConfigVersion)
+	}
+	return "", fmt.Errorf("config version %d is not one containerd reads: want 1 or 2 (containerd 1.x), 3 or 4 (containerd 2.x)", version)
 }
 
 // newContainerdConfig is the config ecr-ptc writes where there is none: the
@@ -91,7 +103,7 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 	if v, ok := doc["version"]; ok {
 		n, ok := v.(int64)
 		if !ok {
-			return ContainerdEdit{}, fmt.Errorf("version = %v: want a number (2 for containerd 1.x, 3 for 2.x)", v)
+			return ContainerdEdit{}, fmt.Errorf("version = %v: want a number (2 for containerd 1.x, 3 or 4 for 2.x)", v)
 		}
 		version = int(n)
 	}

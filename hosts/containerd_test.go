@@ -21,6 +21,7 @@ func TestEditContainerdConfig(t *testing.T) {
 	}{
 		{"v1.6-default", true, 2, "/etc/containerd/certs.d"},
 		{"v2.x-default", true, 3, "/etc/containerd/certs.d"},
+		{"v2.4.2-default", true, 4, "/etc/containerd/certs.d"},
 		{"eks", false, 2, "/etc/containerd/certs.d:/etc/docker/certs.d"},
 		{"eks-without-certs", true, 2, "/etc/docker/certs.d:/etc/containerd/certs.d"},
 		{"registry-subtable-only", true, 2, "/etc/containerd/certs.d"},
@@ -70,7 +71,8 @@ func TestEditContainerdConfigRefuses(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"bad-toml", "version = 2\n[plugins\n", "line 2"},
 		{"mirrors", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n", "mirrors"},
-		{"unknown-version", "version = 4\n", "version 4"},
+		{"newer-version", "version = 5\n", "newer than"},
+		{"version-zero", "version = 0\n", "want 1 or 2"},
 		{"version-string", "version = \"2\"\n", "want a number"},
 		{"config-path-number", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = 3\n", "want a string"},
 		{"inline-table", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nregistry = { config_path = \"\" }\n", "yourself"},
@@ -114,8 +116,8 @@ func TestEditedConfigLoadsInContainerd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for version, bin := range bins {
-			if ed.Version == 3 && version == "1.6" {
-				continue // containerd 1.6 does not read the version 3 schema
+			if ed.Version >= 3 && version == "1.6" {
+				continue // containerd 1.6 does not read the version 3 and 4 schemas
 			}
 			t.Run(filepath.Base(g)+"/containerd-"+version, func(t *testing.T) {
 				out, err := exec.CommandContext(t.Context(), bin, "--config", g, "config", "dump").Output()
@@ -136,5 +138,68 @@ func TestEditedConfigLoadsInContainerd(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContainerdDefaultConfigs checks that the testdata default configs are
+// what each real containerd writes (`containerd config default`), and that
+// the edit of each one is read by that containerd.
+func TestContainerdDefaultConfigs(t *testing.T) {
+	daemon.Require(t, daemon.NeedContainerd, daemon.NeedContainerd2)
+	c2 := filepath.Join(daemon.Containerd2Dir, "containerd")
+	if d := os.Getenv("ECR_PTC_CONTAINERD2_BIN"); d != "" {
+		c2 = filepath.Join(d, "containerd")
+	}
+	tests := []struct {
+		name        string // testdata/containerd/<name>.toml
+		bin         string
+		plugin      string
+		wantVersion int
+	}{
+		{"v1.6-default", "containerd", "io.containerd.grpc.v1.cri", 2},
+		{"v2.4.2-default", c2, "io.containerd.cri.v1.images", 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			def, err := exec.CommandContext(t.Context(), tt.bin, "config", "default").Output()
+			if err != nil {
+				t.Fatalf("%s config default: %v", tt.bin, err)
+			}
+			want, err := os.ReadFile(filepath.Join("testdata", "containerd", tt.name+".toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(def, want) {
+				t.Errorf("%s config default differs from testdata (update the testdata from it):\n%s", tt.bin, UnifiedDiff("/config.toml", want, def, true))
+			}
+			ed, err := EditContainerdConfig(def, DefaultCertsDir)
+			if err != nil {
+				t.Fatalf("edit of %s config default: %v", tt.bin, err)
+			}
+			if ed.Version != tt.wantVersion || !ed.Changed || ed.ConfigPath != DefaultCertsDir {
+				t.Errorf("version, changed, config_path = %d, %v, %q; want %d, true, %q", ed.Version, ed.Changed, ed.ConfigPath, tt.wantVersion, DefaultCertsDir)
+			}
+			cfg := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(cfg, ed.Data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(t.Context(), tt.bin, "--config", cfg, "config", "dump")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%s config dump: %v: %s", tt.bin, err, stderr.Bytes())
+			}
+			if bytes.Contains(stderr.Bytes(), []byte("migrated")) {
+				t.Errorf("%s migrated the edited config, so its version is not the one it writes: %s", tt.bin, stderr.Bytes())
+			}
+			doc, err := decodeTOML(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := lookup(doc, "plugins", tt.plugin, "registry", "config_path"); got != DefaultCertsDir {
+				t.Errorf("%s reads config_path %v, want %q", tt.bin, got, DefaultCertsDir)
+			}
+		})
 	}
 }

@@ -142,7 +142,13 @@ type DockerOptions struct {
 	CertsDir     string // default DefaultDockerCerts
 	ClientConfig string // default DefaultDockerConfig
 	// Version is dockerd's version, such as "28.2.2"; "" means unknown.
-	Version   string
+	Version string
+	// Info is what the running dockerd reports about its image store
+	// (DetectDockerInfo); nil when dockerd was not asked or not running.
+	Info *DockerInfo
+	// InfoErr says why a dockerd that seems to run gave no Info; it is
+	// reported in the plan's notes.
+	InfoErr   error
 	MirrorURL string // default DefaultMirrorURL
 }
 
@@ -161,14 +167,34 @@ func (o *DockerOptions) defaults() {
 	}
 }
 
+// Docker image stores, as DockerEngine.Store names them.
+const (
+	// StoreContainerd is the containerd image store, which reads hosts.toml
+	// from /etc/docker/certs.d (Docker 28+).
+	StoreContainerd = "containerd"
+	// StoreClassic is the classic store (graph drivers), which reads only
+	// registry-mirrors, for Docker Hub.
+	StoreClassic = "classic"
+	// StoreUnknown means ecr-ptc could not tell: both paths are configured.
+	StoreUnknown = "unknown"
+)
+
 // DockerEngine is what PlanDocker found out about the Docker Engine.
 type DockerEngine struct {
 	Version string `json:"version"`
 	Major   int    `json:"major"`
+	// Store is StoreContainerd, StoreClassic or StoreUnknown.
+	Store string `json:"store"`
 	// ContainerdStore reports whether the engine uses the containerd image
 	// store, which reads hosts.toml from /etc/docker/certs.d (Docker 28+).
-	ContainerdStore bool   `json:"containerd_store"`
-	Why             string `json:"why"`
+	ContainerdStore bool `json:"containerd_store"`
+	// HostsTOML reports whether the plan writes hosts.toml files: for the
+	// containerd store, and for an unknown store, so either store is routed.
+	HostsTOML bool `json:"hosts_toml"`
+	// From says what decided the store: "docker info", "daemon.json",
+	// "version" or "" when nothing did.
+	From string `json:"from"`
+	Why  string `json:"why"`
 }
 
 var (
@@ -188,8 +214,11 @@ func ParseDockerVersion(s string) int {
 	return n
 }
 
-// dockerEngine decides the image store from the version and daemon.json.
-func dockerEngine(version string, daemon map[string]any) DockerEngine {
+// dockerEngine decides the image store: from what the running dockerd
+// reports (info), else from daemon.json's features.containerd-snapshotter,
+// else from the version. When none of them tells, the store is unknown and
+// both paths are configured.
+func dockerEngine(version string, daemon map[string]any, info *DockerInfo) DockerEngine {
 	if m := dockerVersionToken.FindStringSubmatch(version); m != nil {
 		version = m[1]
 	}
@@ -199,22 +228,41 @@ func dockerEngine(version string, daemon map[string]any) DockerEngine {
 		cs, set = f["containerd-snapshotter"].(bool)
 	}
 	switch {
-	case e.Major == 0:
-		e.Why = "assuming the classic image store (pass --docker-version if it is 28 or later with the containerd store)"
-	case e.Major >= 29 && set && !cs:
-		e.Why = "features.containerd-snapshotter is false in daemon.json: classic image store"
-	case e.Major >= 29:
-		e.ContainerdStore = true
-		e.Why = "Docker 29+ uses the containerd image store unless features.containerd-snapshotter is false (hosts upgraded from older versions may keep the classic store: set it explicitly to be sure)"
-	case e.Major == 28 && cs:
-		e.ContainerdStore = true
+	case info != nil && info.ContainerdStore():
+		e.Store, e.From = StoreContainerd, "docker info"
+		e.Why = fmt.Sprintf("dockerd reports storage driver %q with driver-type %s", info.Driver, info.DriverType)
+	case info != nil:
+		e.Store, e.From = StoreClassic, "docker info"
+		e.Why = fmt.Sprintf("dockerd reports storage driver %q, a graph driver", info.Driver)
+	case set && cs:
+		e.Store, e.From = StoreContainerd, "daemon.json"
 		e.Why = "features.containerd-snapshotter is true in daemon.json"
-	case cs:
-		e.Why = fmt.Sprintf("Docker %d has the containerd image store enabled but reads hosts.toml only from version 28: treated as the classic store", e.Major)
+	case set:
+		e.Store, e.From = StoreClassic, "daemon.json"
+		e.Why = "features.containerd-snapshotter is false in daemon.json"
+	case e.Major >= 29:
+		e.Store, e.From = StoreUnknown, "version"
+		e.Why = fmt.Sprintf("Docker %d uses the containerd image store on new installs but keeps the classic store on hosts upgraded from older versions, and dockerd is not running to say which: configuring both (set features.containerd-snapshotter in daemon.json, or start dockerd, to decide)", e.Major)
+	case e.Major > 0:
+		e.Store, e.From = StoreClassic, "version"
+		e.Why = fmt.Sprintf("Docker %d uses the classic image store unless features.containerd-snapshotter is true", e.Major)
 	default:
-		e.Why = "classic image store (features.containerd-snapshotter is not true)"
+		e.Store = StoreUnknown
+		e.Why = "neither the running dockerd, daemon.json nor the version (" + quotedOrNone(version) + ") tells the image store: configuring both (start dockerd, or set features.containerd-snapshotter in daemon.json, to decide)"
 	}
+	if e.Store == StoreContainerd && e.Major > 0 && e.Major < 28 {
+		e.Why += fmt.Sprintf("; Docker %d reads hosts.toml only from version 28, so until then only registry-mirrors (Docker Hub) applies", e.Major)
+	}
+	e.ContainerdStore = e.Store == StoreContainerd
+	e.HostsTOML = e.Store != StoreClassic
 	return e
+}
+
+func quotedOrNone(s string) string {
+	if s == "" {
+		return "none found"
+	}
+	return strconv.Quote(s)
 }
 
 // PlanDocker plans Docker's configuration: the shim as Docker Hub's
@@ -235,8 +283,11 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 		}
 		_ = json.Unmarshal(daemon, &settings)
 	}
-	eng := dockerEngine(o.Version, settings)
-	if eng.ContainerdStore {
+	eng := dockerEngine(o.Version, settings, o.Info)
+	if o.InfoErr != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("could not ask dockerd for its image store: %v", o.InfoErr))
+	}
+	if eng.HostsTOML {
 		hp, err := PlanHosts(root, o.CertsDir, o.MirrorURL, m, "docker")
 		if err != nil {
 			return Plan{}, DockerEngine{}, err
@@ -274,9 +325,15 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 			other = append(other, up)
 		}
 	}
-	if eng.ContainerdStore {
+	switch eng.Store {
+	case StoreContainerd:
 		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, containerd image store (%s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), o.CertsDir))
-	} else {
+	case StoreUnknown:
+		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, image store unknown (%s): hosts.toml in %s routes %s if it uses the containerd store; registry-mirrors routes Docker Hub either way", version, eng.Why, o.CertsDir, strings.Join(upstreams(m), ", ")))
+		if len(other) > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("with the classic store, %s would not be routed: run \"ecr-ptc configure docker --transparent\" for them, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+		}
+	default:
 		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, %s: routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
 		if len(other) > 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; run \"ecr-ptc configure docker --transparent\" to route them through the shim's HTTPS proxy, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))

@@ -8,45 +8,69 @@ import (
 
 func TestDockerEngine(t *testing.T) {
 	t.Parallel()
+	snap := &DockerInfo{Driver: "overlayfs", DriverType: SnapshotterDriverType}
+	graph := &DockerInfo{Driver: "overlay2"}
 	tests := []struct {
 		name, version, daemonJSON string
+		info                      *DockerInfo
 		wantMajor                 int
-		wantContainerd            bool
+		wantStore, wantFrom       string
 	}{
-		{"debian 20.10", "Docker version 20.10.24+dfsg1, build 5d6db84", `{}`, 20, false},
-		{"27 with snapshotter", "27.5.1", `{"features": {"containerd-snapshotter": true}}`, 27, false},
-		{"28 classic", "Docker version 28.2.2, build e6534b4", `{}`, 28, false},
-		{"28 containerd store", "28.2.2", `{"features": {"containerd-snapshotter": true}}`, 28, true},
-		{"29 default", "29.0.0", `{}`, 29, true},
-		{"29 opted out", "v29.1.0", `{"features": {"containerd-snapshotter": false}}`, 29, false},
-		{"unknown", "", `{"features": {"containerd-snapshotter": true}}`, 0, false},
+		{"debian 20.10", "Docker version 20.10.24+dfsg1, build 5d6db84", `{}`, nil, 20, StoreClassic, "version"},
+		{"27 with snapshotter", "27.5.1", `{"features": {"containerd-snapshotter": true}}`, nil, 27, StoreContainerd, "daemon.json"},
+		{"28 classic", "Docker version 28.2.2, build e6534b4", `{}`, nil, 28, StoreClassic, "version"},
+		{"28 containerd store", "28.2.2", `{"features": {"containerd-snapshotter": true}}`, nil, 28, StoreContainerd, "daemon.json"},
+		{"29 not running", "29.0.0", `{}`, nil, 29, StoreUnknown, "version"},
+		{"29 opted out", "v29.1.0", `{"features": {"containerd-snapshotter": false}}`, nil, 29, StoreClassic, "daemon.json"},
+		{"unknown version with snapshotter", "", `{"features": {"containerd-snapshotter": true}}`, nil, 0, StoreContainerd, "daemon.json"},
+		{"unknown version", "", `{}`, nil, 0, StoreUnknown, ""},
+		{"library-import", "Docker version library-import, build library-import", `{}`, nil, 0, StoreUnknown, ""},
+		{"29 upgraded, info says graph driver", "29.8.1", `{}`, graph, 29, StoreClassic, "docker info"},
+		{"info beats daemon.json", "28.2.2", `{"features": {"containerd-snapshotter": false}}`, snap, 28, StoreContainerd, "docker info"},
+		{"library-import, info says snapshotter", "Docker version library-import", `{}`, snap, 0, StoreContainerd, "docker info"},
+		{"20.10 info", "20.10.24", `{}`, &DockerInfo{Driver: "vfs"}, 20, StoreClassic, "docker info"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			root := t.TempDir()
 			writeFile(t, root, DefaultDaemonJSON, tt.daemonJSON, 0o644)
-			p, eng, err := PlanDocker(root, DockerOptions{Version: tt.version}, testMapping(t))
+			p, eng, err := PlanDocker(root, DockerOptions{Version: tt.version, Info: tt.info}, testMapping(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if eng.Major != tt.wantMajor || eng.ContainerdStore != tt.wantContainerd {
-				t.Errorf("engine = %+v, want major %d, containerd store %v", eng, tt.wantMajor, tt.wantContainerd)
+			if eng.Major != tt.wantMajor || eng.Store != tt.wantStore || eng.From != tt.wantFrom || eng.ContainerdStore != (tt.wantStore == StoreContainerd) {
+				t.Errorf("engine = %+v, want major %d, store %q from %q", eng, tt.wantMajor, tt.wantStore, tt.wantFrom)
 			}
 			var hostsFiles []string
+			mirrors := false
 			for _, c := range p.Changes {
 				if strings.HasPrefix(c.Path, DefaultDockerCerts+"/") {
 					hostsFiles = append(hostsFiles, c.Path)
 				}
+				if c.Path == DefaultDaemonJSON && strings.Contains(string(c.New), "registry-mirrors") {
+					mirrors = true
+				}
 			}
-			if tt.wantContainerd != (len(hostsFiles) == 5) || (!tt.wantContainerd && len(hostsFiles) > 0) {
+			wantHosts := tt.wantStore != StoreClassic
+			if wantHosts != (len(hostsFiles) == 5) || (!wantHosts && len(hostsFiles) > 0) {
 				t.Errorf("hosts.toml files in %s: %q", DefaultDockerCerts, hostsFiles)
 			}
-			notes := strings.Join(p.Notes, "\n")
-			if !tt.wantContainerd && !strings.Contains(notes, "does NOT route") {
-				t.Errorf("notes do not say what a classic engine cannot route:\n%s", notes)
+			if !mirrors {
+				t.Error("daemon.json gets no registry-mirrors")
 			}
-			if tt.wantContainerd {
+			notes := strings.Join(p.Notes, "\n")
+			switch tt.wantStore {
+			case StoreClassic:
+				if !strings.Contains(notes, "does NOT route") {
+					t.Errorf("notes do not say what a classic engine cannot route:\n%s", notes)
+				}
+			case StoreUnknown:
+				if !strings.Contains(notes, "image store unknown") || !strings.Contains(notes, "with the classic store") {
+					t.Errorf("notes do not say the store is unknown and what the classic store would miss:\n%s", notes)
+				}
+			}
+			if wantHosts {
 				// Docker's containerd store resolves through the same loader.
 				if _, err := Apply(root, p); err != nil {
 					t.Fatal(err)
@@ -103,7 +127,7 @@ func TestShadowedHosts(t *testing.T) {
 
 func TestDockerEngineVersionToken(t *testing.T) {
 	t.Parallel()
-	if e := dockerEngine("Docker version 20.10.24+dfsg1, build 5d6db84", nil); e.Version != "20.10.24+dfsg1" || e.Major != 20 {
+	if e := dockerEngine("Docker version 20.10.24+dfsg1, build 5d6db84", nil, nil); e.Version != "20.10.24+dfsg1" || e.Major != 20 {
 		t.Errorf("engine = %+v", e)
 	}
 }

@@ -37,9 +37,11 @@
 // GET and HEAD of manifests and blobs, with Accept, Range and the
 // conditional headers on the way in and the registry headers
 // (Docker-Content-Digest, Content-Type, Content-Length, Content-Range, ETag,
-// ...) on the way out. /v2/ is answered by the shim itself. Every other
-// method is 405 UNSUPPORTED and every other path (tags/list, _catalog,
-// uploads) 404 UNSUPPORTED. Names, tags and digests are checked before any
+// ...) on the way out; tags/list (n, last) and referrers (artifactType),
+// with ECR's Link to the next tags page rewritten to the client's form of
+// the request (see readapi.go). /v2/ is answered by the shim itself. Every
+// other method is 405 UNSUPPORTED and every other path (_catalog, uploads)
+// 404 UNSUPPORTED. Names, tags and digests are checked before any
 // request leaves the shim: "..", encoded slashes, overlong names and unknown
 // or malformed ns values get a 4xx and no upstream request.
 //

@@ -44,6 +44,10 @@ func (k routeKind) String() string {
 		return "manifest"
 	case kindBlob:
 		return "blob"
+	case kindTags:
+		return "tags"
+	case kindReferrers:
+		return "referrers"
 	default:
 		return "ping"
 	}
@@ -123,6 +127,15 @@ func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
 
 	segs := strings.Split(rest, "/")
 	n := len(segs)
+	if kind, ok, rerr := readAPIKind(segs); rerr != nil {
+		return route{}, rerr
+	} else if ok {
+		rt.kind, rt.repo, rt.ref = kind, strings.Join(segs[:n-2], "/"), segs[n-1]
+		if kind == kindTags {
+			rt.ref = ""
+		}
+		return rt, validRepository(rt.repo)
+	}
 	if n < 3 {
 		return route{}, errUnsupported("the mirror serves manifests and blobs only")
 	}

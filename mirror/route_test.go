@@ -38,6 +38,12 @@ func TestParseRoute(t *testing.T) {
 			want: route{kind: kindManifest, upstream: "docker.io", repo: "a/manifests", ref: "v1", form: "hub"}},
 		{name: "encoded colon in digest", path: "/v2/library/nginx/blobs/sha256%3A" + testDigest[7:],
 			want: route{kind: kindBlob, upstream: "docker.io", repo: "library/nginx", ref: testDigest, form: "hub"}},
+		{name: "tags list path form", path: "/mirror/quay.io/v2/coreos/etcd/tags/list", query: "n=2&last=v1",
+			want: route{kind: kindTags, upstream: "quay.io", repo: "coreos/etcd", form: "path"}},
+		{name: "tags list hub", path: "/v2/library/nginx/tags/list",
+			want: route{kind: kindTags, upstream: "docker.io", repo: "library/nginx", form: "hub"}},
+		{name: "referrers ns", path: "/v2/nginx/nginx/referrers/" + testDigest, query: "ns=public.ecr.aws&artifactType=application%2Fvnd.dev.cosign.artifact.sig.v1%2Bjson",
+			want: route{kind: kindReferrers, upstream: "public.ecr.aws", repo: "nginx/nginx", ref: testDigest, form: "ns"}},
 		{name: "other query keys ignored", path: "/v2/library/nginx/manifests/latest", query: "foo=bar",
 			want: route{kind: kindManifest, upstream: "docker.io", repo: "library/nginx", ref: "latest", form: "hub"}},
 
@@ -59,7 +65,8 @@ func TestParseRoute(t *testing.T) {
 		{name: "path and ns disagree", path: "/mirror/quay.io/v2/coreos/etcd/manifests/v1", query: "ns=docker.io", wantCode: "NAME_INVALID"},
 		{name: "bad path host", path: "/mirror/-bad-/v2/a/manifests/v1", wantCode: "NAME_INVALID"},
 		{name: "bad percent", path: "/v2/a%zz/manifests/v1", wantCode: "NAME_INVALID"},
-		{name: "tags list", path: "/v2/library/nginx/tags/list", wantCode: "UNSUPPORTED"},
+		{name: "referrers by tag", path: "/v2/library/nginx/referrers/latest", wantCode: "DIGEST_INVALID"},
+		{name: "tags other than list", path: "/v2/library/nginx/tags/all", wantCode: "UNSUPPORTED"},
 		{name: "catalog", path: "/v2/_catalog", wantCode: "UNSUPPORTED"},
 		{name: "uploads", path: "/v2/library/nginx/blobs/uploads/", wantCode: "UNSUPPORTED"},
 		{name: "root", path: "/", wantCode: "UNSUPPORTED"},
@@ -140,7 +147,7 @@ func FuzzParseRoute(f *testing.F) {
 		if rt.kind == kindPing {
 			return
 		}
-		if rt.upstream == "" || rt.repo == "" || rt.ref == "" {
+		if rt.upstream == "" || rt.repo == "" || (rt.ref == "") != (rt.kind == kindTags) {
 			t.Fatalf("incomplete route %+v", rt)
 		}
 		for _, c := range strings.Split(rt.repo, "/") {

@@ -439,6 +439,9 @@ var responseHeaders = []string{
 
 // forward sends the request to ECR and relays the answer.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRepo string) (result, string) {
+	if rt.kind == kindTags || rt.kind == kindReferrers {
+		return s.forwardRead(w, r, rt, ecrRepo)
+	}
 	seg := "manifests"
 	if rt.kind == kindBlob {
 		seg = "blobs"

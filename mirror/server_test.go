@@ -247,7 +247,8 @@ func TestBadInputNeverReachesECR(t *testing.T) {
 		{"patch upload", "PATCH", "/v2/library/nginx/blobs/uploads/x", 405, "UNSUPPORTED"},
 		{"delete", "DELETE", "/v2/library/nginx/manifests/" + testDigest, 405, "UNSUPPORTED"},
 		{"options", "OPTIONS", "/v2/", 405, "UNSUPPORTED"},
-		{"tags list", "GET", "/v2/library/nginx/tags/list", 404, "UNSUPPORTED"},
+		{"tags other than list", "GET", "/v2/library/nginx/tags/all", 404, "UNSUPPORTED"},
+		{"referrers by tag", "GET", "/v2/library/nginx/referrers/latest", 400, "DIGEST_INVALID"},
 		{"catalog", "GET", "/v2/_catalog", 404, "UNSUPPORTED"},
 		{"blob by tag", "GET", "/v2/library/nginx/blobs/latest", 400, "DIGEST_INVALID"},
 	}

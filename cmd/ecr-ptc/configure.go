@@ -28,7 +28,7 @@ func newConfigureContainerdCmd(a *app) *cobra.Command {
 		Use:   "containerd",
 		Short: "Make containerd's CRI plugin read hosts.toml files (config_path)",
 		Long: `containerd adds config_path to the CRI plugin's registry table of containerd's
-config (version 2 schema for containerd 1.x, version 3 for 2.x), only where it
+config (version 2 schema for containerd 1.x, version 3 or 4 for 2.x), only where it
 is missing: an existing list such as EKS's "/etc/containerd/certs.d:/etc/docker/certs.d"
 that holds the certs directory is left alone; a list without it gets it
 appended. A missing config file gets a minimal one that changes nothing else.
@@ -58,7 +58,8 @@ stops and says how to move them to hosts.toml.`,
 
 // dockerFlags are the paths and facts "configure docker" and setup use.
 type dockerFlags struct {
-	opts hosts.DockerOptions
+	opts   hosts.DockerOptions
+	socket string
 }
 
 func (d *dockerFlags) add(cmd *cobra.Command) {
@@ -67,6 +68,7 @@ func (d *dockerFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&d.opts.CertsDir, "docker-certs-dir", hosts.DefaultDockerCerts, "Docker's certs.d directory, for hosts.toml with the containerd image store (below --root)")
 	fl.StringVar(&d.opts.ClientConfig, "docker-config", hosts.DefaultDockerConfig, "Docker CLI config that gets credHelpers for the ECR registry (below --root)")
 	fl.StringVar(&d.opts.Version, "docker-version", "", "Docker Engine version, such as 28.2.2 (default: run dockerd --version)")
+	fl.StringVar(&d.socket, "docker-socket", hosts.DefaultDockerSocket, "dockerd's API socket (below --root), asked for the image store it uses (docker info); when nothing answers, daemon.json and the version decide")
 }
 
 func newConfigureDockerCmd(a *app) *cobra.Command {
@@ -83,8 +85,14 @@ other key and its order are kept), credHelpers for the account's ECR registry
 Engine 28+ with the containerd image store, hosts.toml files in
 /etc/docker/certs.d so that every mapped registry goes through the shim.
 
-It detects the engine's version and image store and says what it will and
-will not route: a classic-store engine routes only Docker Hub this way.
+It finds the image store the engine really uses: it asks the running dockerd
+(GET /info on --docker-socket, as docker info shows it: driver-type
+io.containerd.snapshotter.v1 is the containerd store), else reads
+features.containerd-snapshotter in daemon.json, else goes by the version. When
+it cannot tell (Docker 29+ not running, or a version that is not a release
+number) it configures both hosts.toml and registry-mirrors. It says what it
+found and what will and will not be routed: a classic-store engine routes only
+Docker Hub this way.
 
 With --transparent it also creates a local CA in /etc/ecr-ptc/ca (key readable
 by root only), trusts it for each mapped upstream but Docker Hub through
@@ -148,6 +156,13 @@ func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (ho
 	o.MirrorURL = mirror
 	if o.Version == "" {
 		o.Version = hosts.DetectDockerVersion(cmd.Context(), f.root)
+	}
+	if o.Info == nil {
+		if info, ok, err := hosts.DetectDockerInfo(cmd.Context(), f.root, d.socket); ok {
+			o.Info = &info
+		} else {
+			o.InfoErr = err
+		}
 	}
 	return hosts.PlanDocker(f.root, o, m)
 }

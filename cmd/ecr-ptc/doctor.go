@@ -108,6 +108,11 @@ it changes neither the account nor a file.`,
 			}
 			if hosts.FindEngines(root).Docker {
 				d.Docker.Version = hosts.DetectDockerVersion(ctx, root)
+				if info, ok, err := hosts.DetectDockerInfo(ctx, root, hosts.DefaultDockerSocket); ok {
+					d.Docker.Info = &info
+				} else {
+					d.Docker.InfoErr = err
+				}
 			}
 			for _, r := range cfg.Rules {
 				d.ConfigRules = append(d.ConfigRules, rewrite.Rule{Upstream: r.Upstream, Prefix: r.Prefix, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, Source: "config"})

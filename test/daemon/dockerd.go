@@ -25,6 +25,10 @@ type DockerdOptions struct {
 	// Binary is the dockerd to run; default "dockerd" from PATH (Debian's
 	// docker.io).
 	Binary string
+	// StorageDriver is passed as --storage-driver; default "vfs". With
+	// the containerd image store it names a containerd snapshotter, such as
+	// "native". "-" passes none, so dockerd picks its default.
+	StorageDriver string
 	// ContainerdVersion is the containerd dockerd is given with
 	// --containerd, started in the same namespace: "1.6" (Debian's, the
 	// default, as Debian's docker.service does) or "2". dockerd never
@@ -73,15 +77,22 @@ func StartDockerd(t testing.TB, o DockerdOptions) *Dockerd {
 	if bin == "" {
 		bin = "dockerd"
 	}
-	cmd := d.ns.Command(context.Background(), bin,
-		"--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+	args := []string{"--iptables=false", "--ip6tables=false", "--bridge=none"}
+	switch o.StorageDriver {
+	case "":
+		args = append(args, "--storage-driver=vfs")
+	case "-":
+	default:
+		args = append(args, "--storage-driver="+o.StorageDriver)
+	}
+	cmd := d.ns.Command(context.Background(), bin, append(args,
 		"--data-root", filepath.Join(d.dir, "data"),
 		"--exec-root", filepath.Join(short, "exec"),
 		"--pidfile", filepath.Join(d.dir, "docker.pid"),
 		"--config-file", cfg,
 		"--containerd", d.ctd.Address(),
 		"-H", "unix://"+d.sock,
-	)
+	)...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	d.proc = startProcess(t, "dockerd", cmd, filepath.Join(d.dir, "dockerd.log"))
 	d.proc.waitSocket(t, d.sock)

@@ -14,6 +14,32 @@ import (
 // and ctr. The environment variable ECR_PTC_CONTAINERD2_BIN overrides it.
 const Containerd2Dir = "/opt/ecr-ptc-test/containerd-2.4.2/bin"
 
+// Dockerd29Dir is where .ci/install-deps puts dockerd 29.8.1 (moby
+// v2.0.0-beta.24), which uses the containerd image store. The environment
+// variable ECR_PTC_DOCKERD29_BIN overrides it.
+const Dockerd29Dir = "/opt/ecr-ptc-test/dockerd-29.8.1/bin"
+
+// Dockerd29 returns the path of dockerd 29 (see [Dockerd29Dir]).
+func Dockerd29() string {
+	if d := os.Getenv("ECR_PTC_DOCKERD29_BIN"); d != "" {
+		return filepath.Join(d, "dockerd")
+	}
+	return filepath.Join(Dockerd29Dir, "dockerd")
+}
+
+// ConformanceDir is where .ci/install-deps puts the OCI distribution-spec
+// conformance test (`conformance`). The environment variable
+// ECR_PTC_CONFORMANCE_BIN overrides it.
+const ConformanceDir = "/opt/ecr-ptc-test/oci-conformance-v0.0.0-20260831232431-97274622c111/bin"
+
+// Conformance returns the path of the conformance test binary.
+func Conformance() string {
+	if d := os.Getenv("ECR_PTC_CONFORMANCE_BIN"); d != "" {
+		return filepath.Join(d, "conformance")
+	}
+	return filepath.Join(ConformanceDir, "conformance")
+}
+
 // Needs understood by [Require].
 const (
 	NeedRoot        = "root"        // effective uid 0
@@ -24,11 +50,14 @@ const (
 	NeedDockerd     = "dockerd"     // dockerd in PATH
 	NeedDocker      = "docker"      // the docker CLI
 	NeedSkopeo      = "skopeo"      // skopeo in PATH
+	NeedDockerd29   = "dockerd29"   // dockerd 29 in [Dockerd29Dir]
+	NeedConformance = "conformance" // the OCI conformance test in [ConformanceDir]
+	NeedPodman      = "podman"      // podman in PATH
 )
 
 // Require skips t unless every need is met, naming what is missing. Needs are
 // the Need* constants: "root", "unshare", "containerd", "containerd2", "ctr",
-// "dockerd", "docker" and "skopeo". When the environment variable CI is
+// "dockerd", "docker", "skopeo", "dockerd29", "conformance" and "podman". When the environment variable CI is
 // "true" a missing need fails the test instead, so CI never passes by
 // skipping.
 func Require(t testing.TB, needs ...string) {
@@ -96,8 +125,20 @@ func check(need string) error {
 		return nil
 	case NeedSkopeo:
 		return lookPath("skopeo", "skopeo (Debian package skopeo)")
+	case NeedPodman:
+		return lookPath("podman", "podman (Debian package podman)")
+	case NeedConformance:
+		if _, err := exec.LookPath(Conformance()); err != nil {
+			return fmt.Errorf("OCI conformance test at %q", Conformance())
+		}
+		return nil
+	case NeedDockerd29:
+		if _, err := exec.LookPath(Dockerd29()); err != nil {
+			return fmt.Errorf("dockerd 29 at %q", Dockerd29())
+		}
+		return nil
 	default:
-		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo)", need)
+		return fmt.Errorf("unknown need %q (want one of root, unshare, containerd, containerd2, ctr, dockerd, docker, skopeo, dockerd29, conformance, podman)", need)
 	}
 }
 

@@ -82,18 +82,3 @@ func (s *Server) apiFault(w http.ResponseWriter, r *http.Request, ri *reqInfo) b
 	}
 	return true
 }
-
-// upstreamAuth names the scheme of an Authorization header seen by an
-// upstream, so tests can check no ECR token reached a fallback host.
-func upstreamAuth(h string) string {
-	scheme, _, _ := strings.Cut(h, " ")
-	switch strings.ToLower(scheme) {
-	case "":
-		return "none"
-	case "basic":
-		return "basic"
-	case "bearer":
-		return "bearer"
-	}
-	return "other"
-}

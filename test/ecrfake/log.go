@@ -28,9 +28,9 @@ type LogEntry struct {
 	// Auth says how the request authenticated: "none", "basic",
 	// "basic-invalid", "basic-expired", "other" (a scheme other than Basic),
 	// "sigv4", "sigv4-invalid", "presigned", "presigned-invalid",
-	// "authorization-header" (an S3 request that carried one). On an
-	// upstream listener it is the scheme of the Authorization header the
-	// request carried ("basic", "bearer", "other") or "none".
+	// "authorization-header" (an S3 request that carried one); on an
+	// upstream listener "ecr-token" (a token this fake issued), "basic",
+	// "bearer" or "other".
 	Auth string
 	// Fault names the injected fault, if any: "latency", "5xx", "429", "cut",
 	// "slow", "403" (S3), "hang" (API) or an API status such as "500".

@@ -83,6 +83,9 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(rest, "/tags/list"):
 		name, kind = strings.TrimSuffix(rest, "/tags/list"), "tags"
+	case strings.Contains(rest, "/referrers/"):
+		i := strings.LastIndex(rest, "/referrers/")
+		name, kind, ref = rest[:i], "referrers", rest[i+len("/referrers/"):]
 	case strings.Contains(rest, "/manifests/"):
 		i := strings.LastIndex(rest, "/manifests/")
 		name, kind, ref = rest[:i], "manifests", rest[i+len("/manifests/"):]
@@ -110,6 +113,8 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.serveBlob(w, r, name, ref)
 	case "tags":
 		s.serveTags(w, r, name)
+	case "referrers":
+		s.serveReferrers(w, r, name, ref)
 	}
 }
 
@@ -294,30 +299,6 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 	w.Header().Set("Docker-Content-Digest", dgst)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)
-}
-
-func (s *Server) serveTags(w http.ResponseWriter, r *http.Request, name string) {
-	s.mu.Lock()
-	repo := s.repos[name]
-	var tags []string
-	if repo != nil {
-		for t := range repo.tags {
-			tags = append(tags, t)
-		}
-	}
-	s.mu.Unlock()
-	if repo == nil {
-		writeRegistryError(w, http.StatusNotFound, "NAME_UNKNOWN", s.repoNotFoundMsg(name))
-		return
-	}
-	sortStrings(tags)
-	b, _ := json.Marshal(map[string]any{"name": name, "tags": tags})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(b)
-	}
 }
 
 func (s *Server) repoNotFoundMsg(name string) string {

@@ -429,7 +429,7 @@ func (s *Server) middleware(listener string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := &reqInfo{auth: "none"}
 		if strings.HasPrefix(listener, "upstream:") {
-			ri.auth = upstreamAuth(r.Header.Get("Authorization"))
+			ri.auth = s.upstreamAuth(r)
 		}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		rec := &recorder{ResponseWriter: w}

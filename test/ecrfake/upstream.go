@@ -101,6 +101,7 @@ func (s *Server) startUpstreams(ctx context.Context) error {
 		u.handler = s.middleware("upstream:"+ph.host, registry.New(
 			registry.Logger(log.New(io.Discard, "", 0)),
 			registry.WithBlobHandler(bh),
+			registry.WithReferrersSupport(true),
 		))
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
