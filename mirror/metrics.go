@@ -18,6 +18,7 @@ type metrics struct {
 	renewals prometheus.Counter
 	bytes    prometheus.Counter
 	handler  http.Handler
+	reg      *prometheus.Registry
 }
 
 func newMetrics() *metrics {
@@ -48,6 +49,7 @@ func newMetrics() *metrics {
 	reg.MustRegister(m.requests, m.latency, m.failures, m.renewals, m.bytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	m.reg = reg
 	return m
 }
 

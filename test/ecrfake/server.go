@@ -57,6 +57,7 @@ type Server struct {
 
 	lazy     lazyState     // lazy layer import (lazy.go)
 	authFail authFailState // failing upstream logins (upstreamauth.go)
+	cdn      cdnState      // first pulls redirected to the upstream (cdn.go)
 
 	closeOnce sync.Once
 }
