@@ -1,0 +1,68 @@
+package mirror
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// BenchmarkAccount measures what the accounting adds to one request; a
+// manifest HEAD returns at once, a manifest GET parses the sizes out of
+// the body.
+func BenchmarkAccount(b *testing.B) {
+	body := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + fmt.Sprintf("%064x", 1) + `","size":1469},"layers":[`)
+	for i := range 8 {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = fmt.Appendf(body, `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%064x","size":%d}`, i+2, 1<<20*(i+1))
+	}
+	body = append(body, "]}"...)
+	rt := route{kind: kindManifest, upstream: "docker.io", repo: "library/nginx", ref: "latest"}
+	blob := route{kind: kindBlob, upstream: "docker.io", repo: "library/nginx", ref: fmt.Sprintf("sha256:%064x", 2)}
+	res := result{status: http.StatusOK}
+	for _, bc := range []struct {
+		name   string
+		method string
+		rt     route
+		res    result
+		body   []byte
+	}{
+		{"manifest HEAD", http.MethodHead, rt, res, nil},
+		{"manifest GET", http.MethodGet, rt, res, body},
+		{"blob GET redirect", http.MethodGet, blob, result{status: http.StatusTemporaryRedirect, host: "prod-us-east-1-starport-layer-bucket.s3.us-east-1.amazonaws.com"}, nil},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newAccounting()
+			r := httptest.NewRequest(bc.method, "/v2/library/nginx/manifests/latest", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				a.account(r, bc.rt, bc.res, bc.body)
+			}
+		})
+	}
+}
+
+func TestSizesAreBounded(t *testing.T) {
+	a := newAccounting()
+	for i := range maxSizes + 10 {
+		a.setSize(fmt.Sprintf("sha256:%064x", i), int64(i))
+	}
+	if len(a.sizes) != maxSizes || len(a.order) != maxSizes {
+		t.Fatalf("%d sizes, %d in order; want at most %d", len(a.sizes), len(a.order), maxSizes)
+	}
+	if _, ok := a.sizes[fmt.Sprintf("sha256:%064x", 0)]; ok {
+		t.Fatal("the oldest size was not evicted")
+	}
+	if got := a.sizes[fmt.Sprintf("sha256:%064x", maxSizes+9)]; got != maxSizes+9 {
+		t.Fatalf("newest size = %d", got)
+	}
+	for i := range maxUpstreams + 5 {
+		a.pull(fmt.Sprintf("up%d.example", i), PullOK)
+	}
+	if n := len(a.st.Upstreams); n != maxUpstreams {
+		t.Fatalf("%d upstreams counted, want at most %d", n, maxUpstreams)
+	}
+}
