@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -213,5 +214,53 @@ func TestIsCacheHost(t *testing.T) {
 				t.Fatalf("IsCacheHost(%q) = %v, want %v", tt.host, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDashboardMetricsExist checks that every metric the Grafana dashboard
+// queries is one the shim serves.
+func TestDashboardMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../packaging/grafana/ecr-ptc-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	f := start(t, false, 0)
+	if _, err := f.pull(t, "docker.io/library/busybox:latest", ""); err != nil {
+		t.Fatal(err)
+	}
+	// One refused request, so the failures counter has a series.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.env.URL+"/v2/library/busybox/manifests/latest?ns=unmapped.example", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	metrics := scrape(t, f.env.URL)
+	name := regexp.MustCompile(`ecr_ptc_[a-z_]+`)
+	seen := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				seen++
+				if !strings.Contains(metrics, "\n"+m+"{") && !strings.Contains(metrics, "\n"+m+" ") {
+					t.Errorf("panel %q queries %s, which the shim does not serve", p.Title, m)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the dashboard queries no ecr_ptc metric")
 	}
 }
