@@ -117,14 +117,22 @@ func keepStats(ctx context.Context, a *app, srv *mirror.Server, log *slog.Logger
 	if err := srv.OpenStats(path); err != nil {
 		log.Warn("byte-accounting counters", slog.String("error", err.Error()))
 	}
+	lastErr := ""
 	save := func() {
-		if err := srv.SaveStats(); err != nil {
-			log.Warn("cannot save the byte-accounting counters; they are kept in memory and saved again later",
-				slog.String("path", path), slog.String("error", err.Error()))
+		err := srv.SaveStats()
+		switch {
+		case err == nil:
+			lastErr = ""
+		case err.Error() != lastErr:
+			// Once per distinct error, not every minute.
+			lastErr = err.Error()
+			log.Warn("cannot save the byte-accounting counters; they are kept in memory and saved again every minute: make the directory writable by the shim",
+				slog.String("path", path), slog.String("error", lastErr))
 		}
 	}
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(statsSaveInterval)
 		defer t.Stop()
 		for {
@@ -140,6 +148,7 @@ func keepStats(ctx context.Context, a *app, srv *mirror.Server, log *slog.Logger
 	}()
 	return func() {
 		close(done)
+		<-exited
 		save()
 	}
 }
