@@ -26,7 +26,6 @@ const statsSaveInterval = time.Minute
 
 func newStatsCmd(a *app) *cobra.Command {
 	var (
-		jsonOut   bool
 		mirrorURL string
 		region    string
 		timeout   time.Duration
@@ -70,14 +69,13 @@ the config key stats.nat_price_per_gb. --json prints the report for scripts.`,
 			if err != nil {
 				return err
 			}
-			if jsonOut {
+			if a.json {
 				return r.WriteJSON(a.stdout)
 			}
 			return r.WriteText(a.stdout)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fl.StringVar(&mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, http://127.0.0.1:5050)")
 	fl.StringVar(&region, "region", "", "region whose NAT gateway price to use (default: the config's region or registry, else $AWS_REGION)")
 	fl.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the shim's answer")
