@@ -69,12 +69,32 @@ type UpstreamStats struct {
 	Imports uint64 `json:"imports"`
 }
 
-// Stats is the shim's byte accounting, as kept in its counter file.
+// Stats is the shim's byte accounting, as kept in its counter file and
+// served on /stats.
 type Stats struct {
 	Version   int                       `json:"version"`
 	Since     time.Time                 `json:"since"`
 	Upstreams map[string]*UpstreamStats `json:"upstreams"`
+	// History holds the counters as they were about once an hour, oldest
+	// first, for `ecr-ptc stats --since`; bounded to about a month.
+	History []Snapshot `json:"history,omitempty"`
 }
+
+// Snapshot is the counters at one time.
+type Snapshot struct {
+	Time      time.Time                 `json:"time"`
+	Upstreams map[string]*UpstreamStats `json:"upstreams"`
+}
+
+const (
+	// snapshotEvery is how often the counters are added to the history.
+	snapshotEvery = time.Hour
+	// maxHistory bounds the history to 32 days of hourly snapshots, and
+	// maxHistoryCells bounds snapshots × upstreams, so the file stays
+	// well under maxStatsFile.
+	maxHistory      = 32 * 24
+	maxHistoryCells = 3000
+)
 
 // accounting counts pulls and blob bytes by upstream and source. Its
 // counters are the Prometheus metrics ecr_ptc_pulls_total,
@@ -248,8 +268,13 @@ func IsCacheHost(host string) bool {
 func (a *accounting) snapshot() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := Stats{Version: a.st.Version, Since: a.st.Since, Upstreams: make(map[string]*UpstreamStats, len(a.st.Upstreams))}
-	for k, u := range a.st.Upstreams {
+	return Stats{Version: a.st.Version, Since: a.st.Since, Upstreams: copyUpstreams(a.st.Upstreams),
+		History: append([]Snapshot(nil), a.st.History...)}
+}
+
+func copyUpstreams(in map[string]*UpstreamStats) map[string]*UpstreamStats {
+	out := make(map[string]*UpstreamStats, len(in))
+	for k, u := range in {
 		c := &UpstreamStats{Imports: u.Imports, Pulls: map[string]uint64{}, Blobs: map[string]uint64{}, Bytes: map[string]uint64{}}
 		for kk, v := range u.Pulls {
 			c.Pulls[kk] = v
@@ -260,9 +285,26 @@ func (a *accounting) snapshot() Stats {
 		for kk, v := range u.Bytes {
 			c.Bytes[kk] = v
 		}
-		out.Upstreams[k] = c
+		out[k] = c
 	}
 	return out
+}
+
+// record adds the counters to the history when the last snapshot is
+// snapshotEvery old, dropping the oldest past the bounds.
+func (a *accounting) record(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.st.History
+	if len(h) > 0 && now.Sub(h[len(h)-1].Time) < snapshotEvery {
+		return
+	}
+	h = append(h, Snapshot{Time: now.UTC(), Upstreams: copyUpstreams(a.st.Upstreams)})
+	for len(h) > 1 && (len(h) > maxHistory || len(h)*(len(a.st.Upstreams)+1) > maxHistoryCells) {
+		h = h[1:]
+	}
+	a.st.History = h
+	a.dirty = true
 }
 
 var (
@@ -354,6 +396,16 @@ func (s *Server) OpenStats(path string) error {
 			if st.Since.IsZero() {
 				st.Since = time.Now().UTC()
 			}
+			if len(st.History) > maxHistory {
+				st.History = st.History[len(st.History)-maxHistory:]
+			}
+			for _, h := range st.History {
+				for k, u := range h.Upstreams {
+					if u == nil {
+						delete(h.Upstreams, k)
+					}
+				}
+			}
 			a.st = st
 			return nil
 		}
@@ -387,6 +439,7 @@ func readBounded(path string) ([]byte, error) {
 // nothing before OpenStats.
 func (s *Server) SaveStats() error {
 	a := s.acct
+	a.record(time.Now())
 	a.mu.Lock()
 	path, dirty := a.path, a.dirty
 	a.dirty = false
@@ -409,6 +462,22 @@ func (s *Server) SaveStats() error {
 
 // Stats returns a copy of the byte-accounting counters.
 func (s *Server) Stats() Stats { return s.acct.snapshot() }
+
+// serveStats answers /stats with the counters and their history as JSON.
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	b, err := json.Marshal(s.Stats())
+	if err != nil {
+		http.Error(w, "encode counters", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
 
 // captureWriter keeps a copy of a manifest body as it is written, up to
 // maxManifest bytes.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // BenchmarkAccount measures what the accounting adds to one request; a
@@ -64,5 +65,34 @@ func TestSizesAreBounded(t *testing.T) {
 	}
 	if n := len(a.st.Upstreams); n != maxUpstreams {
 		t.Fatalf("%d upstreams counted, want at most %d", n, maxUpstreams)
+	}
+}
+
+func TestHistoryHourlyAndBounded(t *testing.T) {
+	a := newAccounting()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	a.pull("docker.io", PullOK)
+	a.record(t0)
+	a.pull("docker.io", PullOK)
+	a.record(t0.Add(30 * time.Minute))
+	if n := len(a.st.History); n != 1 {
+		t.Fatalf("%d snapshots after 30 minutes, want 1", n)
+	}
+	a.record(t0.Add(time.Hour))
+	if n := len(a.st.History); n != 2 || a.st.History[1].Upstreams["docker.io"].Pulls[PullOK] != 2 || a.st.History[0].Upstreams["docker.io"].Pulls[PullOK] != 1 {
+		t.Fatalf("history %+v", a.st.History)
+	}
+	for i := range maxHistory + 10 {
+		a.record(t0.Add(time.Duration(i+2) * time.Hour))
+	}
+	if n := len(a.st.History); n != maxHistory {
+		t.Fatalf("%d snapshots, want at most %d", n, maxHistory)
+	}
+	for i := range 99 {
+		a.pull(fmt.Sprintf("up%d.example", i), PullOK)
+	}
+	a.record(t0.Add(10000 * time.Hour))
+	if cells := len(a.st.History) * (len(a.st.Upstreams) + 1); cells > maxHistoryCells {
+		t.Fatalf("%d snapshot cells, want at most %d", cells, maxHistoryCells)
 	}
 }

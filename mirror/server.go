@@ -189,6 +189,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.handler.ServeHTTP(w, r)
 		return
+	case "/stats":
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveStats(w, r)
+		return
 	}
 	s.serveRegistry(w, r)
 }

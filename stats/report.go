@@ -50,6 +50,8 @@ type Report struct {
 	Upstreams []Upstream `json:"upstreams"`
 	// Total sums the upstreams.
 	Total Upstream `json:"total"`
+	// Note says when the report covers another span than asked for.
+	Note string `json:"note,omitempty"`
 }
 
 // Fetch reads the shim's /metrics at mirrorURL within timeout and builds
@@ -228,27 +230,9 @@ func Build(samples []Sample, price Price) (*Report, error) {
 	sort.Strings(names)
 	r.Total = Upstream{Upstream: "total", Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
 	for _, n := range names {
-		u := ups[n]
-		u.CacheBytes = u.Bytes["cache"]
-		u.NATBytes = u.Bytes["upstream"] + u.Bytes["fallback"]
-		u.USDAvoided = Cost(u.CacheBytes, price.PerGB)
-		u.USDThroughNAT = Cost(u.NATBytes, price.PerGB)
-		r.Upstreams = append(r.Upstreams, *u)
-		t := &r.Total
-		t.Pulls += u.Pulls
-		t.Fallbacks += u.Fallbacks
-		t.Imports += u.Imports
-		for k, v := range u.Bytes {
-			t.Bytes[k] += v
-		}
-		for k, v := range u.Blobs {
-			t.Blobs[k] += v
-		}
-		t.CacheBytes += u.CacheBytes
-		t.NATBytes += u.NATBytes
+		r.add(*ups[n])
 	}
-	r.Total.USDAvoided = Cost(r.Total.CacheBytes, price.PerGB)
-	r.Total.USDThroughNAT = Cost(r.Total.NATBytes, price.PerGB)
+	r.finish()
 	return r, nil
 }
 
@@ -275,6 +259,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Since %s: %s from the cache, %s through NAT (%s from the cache); NAT charge avoided %s at $%.3f/GB (%s)\n",
 		r.Since.Format("2006-01-02 15:04 MST"), size(t.CacheBytes), size(t.NATBytes), pct(share), usd(t.USDAvoided), r.Price.PerGB, where)
+	if r.Note != "" {
+		fmt.Fprintf(w, "Note: %s\n", r.Note)
+	}
 	if len(r.Upstreams) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo pulls through the shim yet.")
 		return err

@@ -5,6 +5,9 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/mirror"
 )
 
 const sample = `# HELP ecr_ptc_blob_bytes_total Blob bytes.
@@ -121,4 +124,47 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Build: %v", err)
 		}
 	})
+}
+
+func TestSince(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	up := func(cache, nat, pulls uint64) map[string]*mirror.UpstreamStats {
+		return map[string]*mirror.UpstreamStats{"docker.io": {
+			Pulls: map[string]uint64{mirror.PullOK: pulls},
+			Bytes: map[string]uint64{mirror.SourceCache: cache, mirror.SourceUpstream: nat},
+		}}
+	}
+	st := mirror.Stats{
+		Since:     now.Add(-5 * time.Hour),
+		Upstreams: up(10<<30, 3<<30, 9),
+		History: []mirror.Snapshot{
+			{Time: now.Add(-4 * time.Hour), Upstreams: up(1<<30, 1<<30, 1)},
+			{Time: now.Add(-2 * time.Hour), Upstreams: up(4<<30, 2<<30, 5)},
+		},
+	}
+	price := PriceFor("us-east-1", 0)
+	tests := []struct {
+		name              string
+		d                 time.Duration
+		wantCache, wantNA uint64
+		wantPulls         uint64
+		wantNote          string
+	}{
+		{"last 2h", 2 * time.Hour, 6 << 30, 1 << 30, 4, ""},
+		{"last 3h", 3 * time.Hour, 9 << 30, 2 << 30, 8, ""},
+		{"last 1h: no snapshot that recent, the newest older one", time.Hour, 6 << 30, 1 << 30, 4, ""},
+		{"longer than counting", 10 * time.Hour, 10 << 30, 3 << 30, 9, "counting began"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Since(st, tt.d, price, now)
+			u := r.Upstreams[0]
+			if u.CacheBytes != tt.wantCache || u.NATBytes != tt.wantNA || u.Pulls != tt.wantPulls || !strings.Contains(r.Note, tt.wantNote) {
+				t.Fatalf("got cache %d nat %d pulls %d note %q; want %d %d %d %q", u.CacheBytes, u.NATBytes, u.Pulls, r.Note, tt.wantCache, tt.wantNA, tt.wantPulls, tt.wantNote)
+			}
+			if math.Abs(r.Total.USDAvoided-float64(tt.wantCache)/GB*0.045) > 1e-12 {
+				t.Fatalf("usd avoided %v", r.Total.USDAvoided)
+			}
+		})
+	}
 }

@@ -27,6 +27,7 @@ const statsSaveInterval = time.Minute
 func newStatsCmd(a *app) *cobra.Command {
 	var (
 		mirrorURL string
+		since     time.Duration
 		region    string
 		timeout   time.Duration
 	)
@@ -44,6 +45,9 @@ first line. The price comes from a table per region (see the README), or from
 the config key stats.nat_price_per_gb. --json prints the report for scripts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if since < 0 {
+				return usageError{fmt.Errorf("--since %s: want a positive duration such as 24h or 168h", since)}
+			}
 			if timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout %s: want a positive duration such as 10s", timeout)}
 			}
@@ -65,7 +69,13 @@ the config key stats.nat_price_per_gb. --json prints the report for scripts.`,
 			if region == "" {
 				region = firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
 			}
-			r, err := stats.Fetch(cmd.Context(), &http.Client{}, url, timeout, stats.PriceFor(region, override))
+			price := stats.PriceFor(region, override)
+			var r *stats.Report
+			if since > 0 {
+				r, err = stats.FetchSince(cmd.Context(), &http.Client{}, url, timeout, since, price, time.Now())
+			} else {
+				r, err = stats.Fetch(cmd.Context(), &http.Client{}, url, timeout, price)
+			}
 			if err != nil {
 				return err
 			}
@@ -78,6 +88,7 @@ the config key stats.nat_price_per_gb. --json prints the report for scripts.`,
 	fl := cmd.Flags()
 	fl.StringVar(&mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, http://127.0.0.1:5050)")
 	fl.StringVar(&region, "region", "", "region whose NAT gateway price to use (default: the config's region or registry, else $AWS_REGION)")
+	fl.DurationVar(&since, "since", 0, "show only what changed over this last span, such as 24h (from the shim's hourly snapshots, kept 32 days); default: everything since counting began")
 	fl.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the shim's answer")
 	return cmd
 }

@@ -99,9 +99,35 @@ func TestStatsReportsShimCounters(t *testing.T) {
 		}
 	}
 
+	// --since: a snapshot now (the shim takes one each hour when it saves),
+	// one more pull from the cache, and only that pull is in the span.
+	if err := env.Shim.SaveStats(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	_, err = mirrortest.Pull(ctx, "docker.io/bitnami/redis:7.2", mirrortest.PullOptions{
+		HostsDir: hostsDir, StoreDir: t.TempDir(), Transport: mirrortest.LoopbackTransport(env.Fake),
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("third pull: %v", err)
+	}
+	out, errOut, code = runStatsCmd(t, "--config", cfg, "--mirror-url", env.URL, "--json", "--since", "1ns")
+	if code != 0 {
+		t.Fatalf("--since: exit %d: %s", code, errOut)
+	}
+	var since stats.Report
+	if err := json.Unmarshal([]byte(out), &since); err != nil {
+		t.Fatalf("--since --json output %q: %v", out, err)
+	}
+	if s := since.Total; s.CacheBytes != want.Bytes[mirror.SourceCache] || s.NATBytes != 0 || s.Pulls != 1 || since.Note != "" {
+		t.Fatalf("--since 1ns: cache %d nat %d pulls %d note %q; want only the third pull: cache %d, nat 0, 1 pull",
+			s.CacheBytes, s.NATBytes, s.Pulls, since.Note, want.Bytes[mirror.SourceCache])
+	}
+
 	text, errOut, code := runStatsCmd(t, "--config", cfg, "--mirror-url", env.URL)
 	t.Logf("ecr-ptc stats:\n%s", text)
-	if code != 0 || !strings.Contains(text, "docker.io") || !strings.Contains(text, "50%") || !strings.Contains(text, "$0.250/GB") {
+	if code != 0 || !strings.Contains(text, "docker.io") || !strings.Contains(text, "67%") || !strings.Contains(text, "$0.250/GB") {
 		t.Fatalf("text report (exit %d, %s):\n%s", code, errOut, text)
 	}
 }
