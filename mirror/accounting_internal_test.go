@@ -1,9 +1,12 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -95,4 +98,33 @@ func TestHistoryHourlyAndBounded(t *testing.T) {
 	if cells := len(a.st.History) * (len(a.st.Upstreams) + 1); cells > maxHistoryCells {
 		t.Fatalf("%d snapshot cells, want at most %d", cells, maxHistoryCells)
 	}
+}
+
+// FuzzOpenStats feeds counter files to OpenStats: it must load them or
+// report them corrupt, never panic, and what it then saves must load.
+func FuzzOpenStats(f *testing.F) {
+	f.Add([]byte(`{"version":1,"since":"2026-12-01T00:00:00Z","upstreams":{"docker.io":{"pulls":{"ok":2},"blobs":{"cache":3},"bytes":{"cache":100},"imports":1}},"history":[{"time":"2026-12-01T00:00:00Z","upstreams":{"docker.io":null}}]}`))
+	f.Add([]byte(`{"version":1,"upstreams":{"x":null}}`))
+	f.Add([]byte(`{{{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "stats.json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{acct: newAccounting()}
+		if err := s.OpenStats(path); err != nil && !errors.Is(err, ErrStatsCorrupt) {
+			t.Fatalf("OpenStats: %v", err)
+		}
+		s.acct.pull("docker.io", PullOK)
+		s.acct.blob("docker.io", "sha256:x", SourceCache, 10)
+		s.acct.record(time.Now())
+		_ = s.Stats()
+		if err := s.SaveStats(); err != nil {
+			t.Fatal(err)
+		}
+		again := &Server{acct: newAccounting()}
+		if err := again.OpenStats(path); err != nil {
+			t.Fatalf("the saved file does not load: %v", err)
+		}
+	})
 }
