@@ -71,7 +71,7 @@ type Doctor struct {
 	// NetworkErr is why they are unknown.
 	VPC, Subnet string
 	NetworkErr  error
-	// Resolver looks up the ECR and S3 names. Default net.DefaultResolver.
+	// Resolver looks up the ECR names. Default net.DefaultResolver.
 	Resolver Resolver
 	// HTTPClient talks to the ECR registry. Default: a client with
 	// http.DefaultTransport.
@@ -136,7 +136,7 @@ func (d *Doctor) Run(ctx context.Context) []Result {
 	}{
 		{"aws-identity", "AWS identity and region", d.checkIdentity},
 		{"ecr-api", "ECR API", d.checkECRAPI},
-		{"vpc-endpoints", "ECR and S3 names resolve to VPC endpoints", d.checkEndpoints},
+		{"vpc-endpoints", "ECR names resolve to VPC endpoints", d.checkEndpoints},
 		{"s3-gateway", "the subnet routes S3 to a gateway endpoint", d.checkS3Gateway},
 		{"registry", "ECR registry reachable", d.checkRegistry},
 		{"rules", "pull-through cache rule for every upstream in use", d.checkRules},

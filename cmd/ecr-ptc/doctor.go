@@ -46,9 +46,9 @@ check failed, 0 otherwise (warnings do not fail); --json prints an array of
 
   aws-identity   sts:GetCallerIdentity works; the region is known
   ecr-api        ecr:GetAuthorizationToken works; the registry host
-  vpc-endpoints  api.ecr.<region>, the registry and ECR's S3 bucket resolve to
-                 private addresses (VPC endpoints); public ones mean the bytes
-                 cross the NAT gateway (warn)
+  vpc-endpoints  api.ecr.<region> and the registry resolve to private
+                 addresses (VPC endpoints); public ones mean the bytes cross
+                 the NAT gateway (warn)
   s3-gateway     the route table of this instance's subnet (from the instance
                  metadata) routes S3 to a gateway endpoint
                  (ec2:DescribeRouteTables, ec2:DescribeVpcEndpoints); without
