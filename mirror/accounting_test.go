@@ -264,3 +264,17 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal("the dashboard queries no ecr_ptc metric")
 	}
 }
+
+// TestAccountingFollowRedirects counts the bytes the shim streams from S3
+// itself as bytes from the cache.
+func TestAccountingFollowRedirects(t *testing.T) {
+	f := start(t, true, 0)
+	hub := blobBytes(t, f.env.Fake, "docker.io", "library/nginx:latest")
+	if _, err := f.pull(t, "docker.io/library/nginx:latest", ""); err != nil {
+		t.Fatal(err)
+	}
+	d := f.env.Shim.Stats().Upstreams["docker.io"]
+	if d == nil || d.Bytes[mirror.SourceCache] != hub || d.Bytes[mirror.SourceUpstream] != 0 || d.Bytes[mirror.SourceFallback] != 0 {
+		t.Fatalf("counters %+v; want %d bytes from the cache only", d, hub)
+	}
+}
