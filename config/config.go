@@ -43,6 +43,8 @@ type Config struct {
 	Rules []RuleConfig `toml:"rules"`
 	// Mirror configures `ecr-ptc mirror`.
 	Mirror MirrorConfig `toml:"mirror"`
+	// Stats configures `ecr-ptc stats`.
+	Stats StatsConfig `toml:"stats"`
 }
 
 // RuleConfig is one [[rules]] entry.
@@ -145,6 +147,9 @@ func (c *Config) validate() error {
 		if r.Upstream == "" || r.Prefix == "" {
 			return fmt.Errorf("rules[%d]: both upstream and prefix are required, such as upstream = \"docker.io\" and prefix = \"docker-hub\"", i)
 		}
+	}
+	if err := c.Stats.validate(); err != nil {
+		return err
 	}
 	return c.Mirror.validate()
 }

@@ -125,10 +125,12 @@ func (d *Doctor) checkEndpoints(ctx context.Context, st *state) Result {
 	if strings.HasSuffix(host, ".amazonaws.com.cn") {
 		suffix = "amazonaws.com.cn"
 	}
+	// ECR's S3 layer bucket is not among them: an S3 gateway endpoint
+	// leaves its name resolving to public addresses, so only the route
+	// table tells (the s3-gateway check).
 	names := []struct{ name, endpoint string }{
 		{"api.ecr." + region + "." + suffix, "interface endpoint com.amazonaws." + region + ".ecr.api"},
 		{host, "interface endpoint com.amazonaws." + region + ".ecr.dkr"},
-		{"prod-" + region + "-starport-layer-bucket.s3." + region + "." + suffix, "gateway endpoint com.amazonaws." + region + ".s3"},
 	}
 	if host == "" {
 		// The registry is unknown (see ecr-api): check the other two.

@@ -45,7 +45,7 @@ const DefaultProbeImage = "public.ecr.aws/docker/library/busybox:latest"
 
 // Checks lists every check ID in the order Run runs them.
 var Checks = []string{
-	"aws-identity", "ecr-api", "vpc-endpoints", "registry", "rules", "secrets",
+	"aws-identity", "ecr-api", "vpc-endpoints", "s3-gateway", "registry", "rules", "secrets",
 	"pull-through", "mirror", "containerd", "hosts-toml", "docker", "podman", "mutable-tags",
 }
 
@@ -65,7 +65,13 @@ type Doctor struct {
 	Identity IdentityAPI
 	ECR      ECRAPI
 	Secrets  SecretsAPI
-	// Resolver looks up the ECR and S3 names. Default net.DefaultResolver.
+	// EC2 reads the route tables for the s3-gateway check.
+	EC2 EC2API
+	// VPC and Subnet are this instance's, from the instance metadata;
+	// NetworkErr is why they are unknown.
+	VPC, Subnet string
+	NetworkErr  error
+	// Resolver looks up the ECR names. Default net.DefaultResolver.
 	Resolver Resolver
 	// HTTPClient talks to the ECR registry. Default: a client with
 	// http.DefaultTransport.
@@ -130,7 +136,8 @@ func (d *Doctor) Run(ctx context.Context) []Result {
 	}{
 		{"aws-identity", "AWS identity and region", d.checkIdentity},
 		{"ecr-api", "ECR API", d.checkECRAPI},
-		{"vpc-endpoints", "ECR and S3 names resolve to VPC endpoints", d.checkEndpoints},
+		{"vpc-endpoints", "ECR names resolve to VPC endpoints", d.checkEndpoints},
+		{"s3-gateway", "the subnet routes S3 to a gateway endpoint", d.checkS3Gateway},
 		{"registry", "ECR registry reachable", d.checkRegistry},
 		{"rules", "pull-through cache rule for every upstream in use", d.checkRules},
 		{"secrets", "Secrets Manager credentials of the rules", d.checkSecrets},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -69,6 +70,9 @@ func newFixture(t *testing.T, o ecrfake.Options) *fixture {
 		Identity: sts.New(sts.Options{Region: region, BaseEndpoint: ep, Credentials: creds, RetryMaxAttempts: 1}),
 		ECR:      ecr.New(ecr.Options{Region: region, BaseEndpoint: ep, Credentials: creds, RetryMaxAttempts: 1}),
 		Secrets:  secretsmanager.New(secretsmanager.Options{Region: region, BaseEndpoint: ep, Credentials: creds, RetryMaxAttempts: 1}),
+		EC2:      ec2.New(ec2.Options{Region: region, BaseEndpoint: ep, Credentials: creds, RetryMaxAttempts: 1}),
+		VPC:      ecrfake.DefaultNetwork.VPC,
+		Subnet:   ecrfake.DefaultNetwork.Subnet,
 		Resolver: mapResolver{
 			"api.ecr.us-east-1.amazonaws.com":                                 {"10.0.1.10"},
 			fake.Options().RegistryHostname:                                   {"10.0.1.11", "fd00::1"},

@@ -99,7 +99,9 @@ func (s *Server) fetchUpstream(w http.ResponseWriter, r *http.Request, rt route,
 	if s.metrics != nil {
 		s.metrics.failures.WithLabelValues("fallback").Inc()
 	}
-	return s.relay(ctx, cancel, w, r, resp, nil)
+	res, msg := s.relay(ctx, cancel, w, r, resp, nil)
+	res.fallback = true
+	return res, msg
 }
 
 // sendUpstream sends one anonymous request to the upstream, answering a

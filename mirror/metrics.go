@@ -19,6 +19,7 @@ type metrics struct {
 	token    *prometheus.GaugeVec
 	bytes    prometheus.Counter
 	handler  http.Handler
+	reg      *prometheus.Registry
 }
 
 func newMetrics() *metrics {
@@ -53,6 +54,7 @@ func newMetrics() *metrics {
 	reg.MustRegister(m.requests, m.latency, m.failures, m.renewals, m.token, m.bytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	m.reg = reg
 	return m
 }
 

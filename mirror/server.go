@@ -131,6 +131,8 @@ type Server struct {
 	upClient    *http.Client
 	upEndpoints map[string]string
 	upTokens    tokenCache
+
+	acct *accounting // pulls and blob bytes by upstream and source
 }
 
 // New returns a Server for o.
@@ -182,8 +184,10 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.acct = newAccounting()
 	if !o.DisableMetrics {
 		s.metrics = newMetrics()
+		s.metrics.reg.MustRegister(s.acct)
 	}
 	tt := o.TokenTimeout
 	if tt <= 0 {
@@ -278,6 +282,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.handler.ServeHTTP(w, r)
 		return
+	case "/stats":
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveStats(w, r)
+		return
 	}
 	s.serveRegistry(w, r)
 }
@@ -315,6 +326,11 @@ type result struct {
 	reason  string // "" on success
 	ecrRepo string
 	bytes   int64
+	// host is where the blob's bytes come from: a redirect's Location
+	// host, "" when ECR answered itself.
+	host string
+	// fallback is set when the shim served the request from the upstream.
+	fallback bool
 }
 
 func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
@@ -367,8 +383,18 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
 		return
 	}
+	var cw *captureWriter
+	if rt.kind == kindManifest && r.Method == http.MethodGet {
+		cw = &captureWriter{ResponseWriter: w}
+		w = cw
+	}
 	res, msg := s.forward(w, r, rt, ecrRepo)
 	res.ecrRepo = ecrRepo
+	if cw != nil {
+		s.acct.account(r, rt, res, cw.buf)
+	} else {
+		s.acct.account(r, rt, res, nil)
+	}
 	s.finish(r, rt, start, res, msg)
 }
 
@@ -627,7 +653,9 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 	if digestHeader != "" && resp.Header.Get("Docker-Content-Digest") == "" {
 		extra.Set("Docker-Content-Digest", digestHeader)
 	}
-	return s.relay(ctx, cancel, w, r, resp, extra)
+	res, msg := s.relay(ctx, cancel, w, r, resp, extra)
+	res.host = host
+	return res, msg
 }
 
 // relay copies status, registry headers and body from resp to the client.
@@ -644,8 +672,11 @@ func (s *Server) relay(ctx context.Context, cancel context.CancelCauseFunc, w ht
 	if isRedirect(resp.StatusCode) {
 		h.Set("Content-Length", "0")
 	}
-	w.WriteHeader(resp.StatusCode)
 	res := result{status: resp.StatusCode}
+	if loc, err := resp.Location(); err == nil && isRedirect(resp.StatusCode) {
+		res.host = loc.Host
+	}
+	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNotModified || isRedirect(resp.StatusCode) {
 		return res, ""
 	}

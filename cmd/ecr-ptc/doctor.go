@@ -13,6 +13,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -45,9 +46,13 @@ check failed, 0 otherwise (warnings do not fail); --json prints an array of
 
   aws-identity   sts:GetCallerIdentity works; the region is known
   ecr-api        ecr:GetAuthorizationToken works; the registry host
-  vpc-endpoints  api.ecr.<region>, the registry and ECR's S3 bucket resolve to
-                 private addresses (VPC endpoints); public ones mean the bytes
-                 cross the NAT gateway (warn)
+  vpc-endpoints  api.ecr.<region> and the registry resolve to private
+                 addresses (VPC endpoints); public ones mean the bytes cross
+                 the NAT gateway (warn)
+  s3-gateway     the route table of this instance's subnet (from the instance
+                 metadata) routes S3 to a gateway endpoint
+                 (ec2:DescribeRouteTables, ec2:DescribeVpcEndpoints); without
+                 one, layers "from the cache" cross the NAT gateway (warn)
   registry       the registry accepts the token on /v2/
   rules          the account has a pull-through cache rule for every upstream
                  the engines send to the shim (hosts.toml ecr-ptc wrote,
@@ -145,6 +150,10 @@ it changes neither the account nor a file.`,
 				d.Identity = sts.NewFromConfig(awsCfg)
 				d.ECR = ecr.NewFromConfig(awsCfg)
 				d.Secrets = secretsmanager.NewFromConfig(awsCfg)
+				if !slices.Contains(skip, "s3-gateway") {
+					d.EC2 = ec2.NewFromConfig(awsCfg)
+					d.VPC, d.Subnet, d.NetworkErr = instanceNetwork(ctx, awsCfg)
+				}
 			}
 			results := d.Run(ctx)
 			if a.json {

@@ -29,6 +29,7 @@ func main() {
 		newMirrorCmd(a),
 		newDoctorCmd(a),
 		newWarmCmd(a),
+		newStatsCmd(a),
 		newGenDocsCmd(a),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {

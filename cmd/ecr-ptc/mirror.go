@@ -245,6 +245,8 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	if err != nil {
 		return err
 	}
+	stopStats := keepStats(ctx, a, srv, log)
+	defer stopStats()
 	var proxyDone chan error
 	if m.ProxyListen != "" {
 		px, pln, err := startProxy(ctx, &m, mapping, srv, upstreamProxy, log)

@@ -45,6 +45,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, &apiError{http.StatusBadRequest, "SerializationException", "could not read request body"})
 		return
 	}
+	if isQueryRequest(r) && isEC2Request(body) {
+		s.serveEC2(w, r, body)
+		return
+	}
 	if isQueryRequest(r) {
 		s.serveSTS(w, r, body)
 		return

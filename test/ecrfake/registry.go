@@ -271,7 +271,11 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 		writeRegistryError(w, http.StatusNotFound, "NAME_UNKNOWN", s.repoNotFoundMsg(name))
 		return
 	}
+	firstPull := ""
 	if !has {
+		if r.Method == http.MethodGet {
+			firstPull = s.firstPullLocation(name, dgst)
+		}
 		has = s.importPending(r.Context(), name, dgst)
 	}
 	if !has {
@@ -295,7 +299,11 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, dgst st
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	w.Header().Set("Location", s.presign(name, dgst, s.now()))
+	if firstPull != "" {
+		w.Header().Set("Location", firstPull)
+	} else {
+		w.Header().Set("Location", s.presign(name, dgst, s.now()))
+	}
 	w.Header().Set("Docker-Content-Digest", dgst)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)

@@ -58,6 +58,8 @@ type Server struct {
 
 	lazy     lazyState     // lazy layer import (lazy.go)
 	authFail authFailState // failing upstream logins (upstreamauth.go)
+	cdn      cdnState      // first pulls redirected to the upstream (cdn.go)
+	ec2      ec2State      // the VPC the EC2 API describes (ec2.go)
 
 	closeOnce sync.Once
 }
@@ -255,6 +257,7 @@ func (s *Server) Env() []string {
 		"AWS_ENDPOINT_URL_ECR_PUBLIC=" + s.APIURL(),
 		"AWS_ENDPOINT_URL_STS=" + s.APIURL(),
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.APIURL(),
+		"AWS_ENDPOINT_URL_EC2=" + s.APIURL(),
 		"AWS_ACCESS_KEY_ID=" + s.opts.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + s.opts.SecretAccessKey,
 		"AWS_REGION=" + s.opts.Region,

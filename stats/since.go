@@ -1,0 +1,133 @@
+package stats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/mirror"
+)
+
+// FetchSince reads the shim's counters and their hourly history from
+// /stats and reports what changed over the last d (from the newest
+// snapshot at least d old; when counting began less than d ago, from the
+// start, and Note says so).
+func FetchSince(ctx context.Context, client *http.Client, mirrorURL string, timeout, d time.Duration, price Price, now time.Time) (*Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	u := strings.TrimRight(mirrorURL, "/") + "/stats"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mirror URL %q: %w: pass --mirror-url like http://127.0.0.1:5050", mirrorURL, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("the shim at %q did not answer within %s: check it runs (systemctl status ecr-ptc-mirror) or pass --mirror-url", mirrorURL, timeout)
+		}
+		return nil, fmt.Errorf("cannot reach the shim at %q: %w: start it (systemctl start ecr-ptc-mirror) or pass --mirror-url", mirrorURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("the shim at %q has no /stats: upgrade it, or set [mirror] metrics = true in config.toml and restart it", mirrorURL)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the shim at %q answered %s on /stats", mirrorURL, resp.Status)
+	}
+	var st mirror.Stats
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetrics)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("counters from %q: %w", mirrorURL, err)
+	}
+	return Since(st, d, price, now), nil
+}
+
+// Since reports the change of st's counters over the last d.
+func Since(st mirror.Stats, d time.Duration, price Price, now time.Time) *Report {
+	cutoff := now.Add(-d)
+	var base *mirror.Snapshot
+	for i := range st.History {
+		if !st.History[i].Time.After(cutoff) {
+			base = &st.History[i]
+		}
+	}
+	r := &Report{Price: price, Since: st.Since}
+	var old map[string]*mirror.UpstreamStats
+	if base != nil {
+		r.Since, old = base.Time, base.Upstreams
+	} else if st.Since.After(cutoff) {
+		r.Note = fmt.Sprintf("counting began %s, less than %s ago: showing everything since", st.Since.Format(time.RFC3339), d)
+	} else {
+		r.Note = fmt.Sprintf("no snapshot as old as %s (they are taken hourly and kept 32 days): showing everything since %s", d, st.Since.Format(time.RFC3339))
+	}
+	names := make([]string, 0, len(st.Upstreams))
+	for n := range st.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	r.Total = Upstream{Upstream: "total", Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
+	for _, n := range names {
+		cur, prev := st.Upstreams[n], old[n]
+		if prev == nil {
+			prev = &mirror.UpstreamStats{}
+		}
+		u := Upstream{Upstream: n, Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
+		for k, v := range cur.Pulls {
+			dv := sub(v, prev.Pulls[k])
+			u.Pulls += dv
+			if k != mirror.PullOK {
+				u.Fallbacks += dv
+			}
+		}
+		for k, v := range cur.Bytes {
+			u.Bytes[k] = sub(v, prev.Bytes[k])
+		}
+		for k, v := range cur.Blobs {
+			u.Blobs[k] = sub(v, prev.Blobs[k])
+		}
+		u.Imports = sub(cur.Imports, prev.Imports)
+		r.add(u)
+	}
+	r.finish()
+	return r
+}
+
+// sub is a-b, or 0 when the counter went down (a file moved aside).
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// add prices u and appends it, adding it to the total.
+func (r *Report) add(u Upstream) {
+	u.CacheBytes = u.Bytes[mirror.SourceCache]
+	u.NATBytes = u.Bytes[mirror.SourceUpstream] + u.Bytes[mirror.SourceFallback]
+	u.USDAvoided = Cost(u.CacheBytes, r.Price.PerGB)
+	u.USDThroughNAT = Cost(u.NATBytes, r.Price.PerGB)
+	r.Upstreams = append(r.Upstreams, u)
+	t := &r.Total
+	t.Pulls += u.Pulls
+	t.Fallbacks += u.Fallbacks
+	t.Imports += u.Imports
+	for k, v := range u.Bytes {
+		t.Bytes[k] += v
+	}
+	for k, v := range u.Blobs {
+		t.Blobs[k] += v
+	}
+	t.CacheBytes += u.CacheBytes
+	t.NATBytes += u.NATBytes
+}
+
+// finish prices the total.
+func (r *Report) finish() {
+	r.Total.USDAvoided = Cost(r.Total.CacheBytes, r.Price.PerGB)
+	r.Total.USDThroughNAT = Cost(r.Total.NATBytes, r.Price.PerGB)
+}
