@@ -1,8 +1,10 @@
 package stats
 
 // PriceSource names where the NAT gateway prices come from and when they
-// were read.
-const PriceSource = "Amazon VPC pricing, NAT gateway data processing charge per GB (https://aws.amazon.com/vpc/pricing/), as published in 2024; set stats.nat_price_per_gb to use your own"
+// were checked. us-east-1/2 and us-west-2 (0.045), ap-southeast-1 (0.059)
+// and Europe (0.048 to 0.052) were cross-checked on 2026-12-02 against
+// pricing guides that quote the AWS page; the other regions were not.
+const PriceSource = "Amazon VPC pricing, NAT gateway data processing charge per GB (https://aws.amazon.com/vpc/pricing/), list prices checked 2026-12-02; set stats.nat_price_per_gb to use your own"
 
 // DefaultRegion is the region whose price is used when the region is not
 // known or not in the table.
