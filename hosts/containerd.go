@@ -146,13 +146,24 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 		}
 		cur, curSet = s, true
 	}
+	// containerd 2.x's CRI pulls through the transfer service unless
+	// use_local_image_pull is set, and that path hands config_path whole to
+	// HostDirFromRoot (internal/cri/server/images/image_pull.go, v2.4.2): a
+	// list names no directory and every hosts.toml is ignored.
+	onlyOneDir := version >= 3 && !useLocalImagePull(doc, plugin)
 	var want string
 	switch {
 	case cur == "":
 		want = certsDir
 	case slices.ContainsFunc(filepath.SplitList(cur), func(d string) bool { return filepath.Clean(d) == filepath.Clean(certsDir) }):
+		if onlyOneDir && len(filepath.SplitList(cur)) > 1 {
+			ed.Notes = append(ed.Notes, fmt.Sprintf("config_path %q is a list, and containerd 2.x's CRI pulls (the transfer service, its default) read config_path as one directory, so the kubelet's pulls ignore every hosts.toml: set config_path = %q alone (moving the other directories' hosts.toml files into it), or use_local_image_pull = true in [%s], and restart containerd", cur, certsDir, tomlKeyPath("plugins", plugin)))
+		}
 		ed.Data, ed.ConfigPath = data, cur
 		return ed, nil
+	case onlyOneDir:
+		return ContainerdEdit{}, fmt.Errorf("%s.config_path = %q: containerd 2.x's CRI pulls (the transfer service, its default) read config_path as one directory, not a list, so adding %q beside it would make the kubelet's pulls ignore every hosts.toml: move the hosts.toml files from %q into %q and set config_path = %q, or set use_local_image_pull = true in [%s], then run again",
+			ed.Table, cur, certsDir, cur, certsDir, certsDir, tomlKeyPath("plugins", plugin))
 	default:
 		want = cur + string(filepath.ListSeparator) + certsDir
 		ed.Notes = append(ed.Notes, fmt.Sprintf("config_path was %q: appended %q, so hosts.toml files in the directories before it take precedence for their registries", cur, certsDir))
@@ -280,4 +291,13 @@ func leadingSpace(b []byte) string {
 		i++
 	}
 	return string(b[:i])
+}
+
+// useLocalImagePull reports whether a containerd 2.x config sets
+// use_local_image_pull = true in the CRI images plugin, which makes CRI pull
+// with the client resolver that splits a config_path list.
+func useLocalImagePull(doc map[string]any, plugin string) bool {
+	v, ok := lookup(doc, "plugins", plugin, "use_local_image_pull")
+	b, isBool := v.(bool)
+	return ok && isBool && b
 }

@@ -203,3 +203,79 @@ func TestContainerdDefaultConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestEditContainerdConfigOneDirectoryOn2x checks that a containerd 2.x
+// config never gets a config_path list that its CRI transfer-service pulls
+// would read as no directory at all.
+func TestEditContainerdConfigOneDirectoryOn2x(t *testing.T) {
+	t.Parallel()
+	const certs = "/etc/containerd/certs.d"
+	tests := []struct {
+		name     string
+		in       string
+		wantErr  string // substring; "" for success
+		wantPath string
+		wantNote bool
+		wantSame bool
+	}{
+		{
+			name:    "v3 other directory refused",
+			in:      "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/docker/certs.d'\n",
+			wantErr: "read config_path as one directory",
+		},
+		{
+			name:    "v4 list without ours refused",
+			in:      "version = 4\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/a:/b'\n",
+			wantErr: "use_local_image_pull = true",
+		},
+		{
+			name:     "v3 list with ours noted",
+			in:       "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'\n",
+			wantPath: "/etc/containerd/certs.d:/etc/docker/certs.d",
+			wantNote: true,
+			wantSame: true,
+		},
+		{
+			name:     "v3 local pull appends",
+			in:       "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  use_local_image_pull = true\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/docker/certs.d'\n",
+			wantPath: "/etc/docker/certs.d:/etc/containerd/certs.d",
+			wantNote: true,
+		},
+		{
+			name:     "v3 ours alone",
+			in:       "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d'\n",
+			wantPath: certs,
+			wantSame: true,
+		},
+		{
+			name:     "v2 list with ours unchanged",
+			in:       "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n",
+			wantPath: "/etc/containerd/certs.d:/etc/docker/certs.d",
+			wantSame: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ed, err := EditContainerdConfig([]byte(tt.in), certs)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ed.ConfigPath != tt.wantPath {
+				t.Errorf("config_path %q, want %q", ed.ConfigPath, tt.wantPath)
+			}
+			if got := len(ed.Notes) > 0; got != tt.wantNote {
+				t.Errorf("notes %q, want some: %v", ed.Notes, tt.wantNote)
+			}
+			if got := bytes.Equal(ed.Data, []byte(tt.in)); got != tt.wantSame {
+				t.Errorf("data unchanged %v, want %v:\n%s", got, tt.wantSame, ed.Data)
+			}
+		})
+	}
+}
