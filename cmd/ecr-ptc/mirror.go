@@ -245,7 +245,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	if err != nil {
 		return err
 	}
-	stopStats := keepStats(ctx, a, srv, log)
+	stopStats := keepStats(ctx, a, stateDir, srv, log)
 	defer stopStats()
 	var proxyDone chan error
 	if m.ProxyListen != "" {

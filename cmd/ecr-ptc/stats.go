@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,11 +105,12 @@ func configRegion(cfg *config.Config) string {
 	return ""
 }
 
-// statsDir is where the shim keeps its counter file: the first directory
-// of systemd's $STATE_DIRECTORY, else the config's state_dir.
-func statsDir(a *app) string {
-	if first, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); first != "" {
-		return first
+// statsDir is where the shim keeps its counter file: shimDir, its state
+// directory (--state-dir, else systemd's $STATE_DIRECTORY), when set, else
+// the config's state_dir.
+func statsDir(a *app, shimDir string) string {
+	if shimDir != "" {
+		return shimDir
 	}
 	if cfg, err := a.config(); err == nil {
 		return cfg.StateDir
@@ -121,8 +121,8 @@ func statsDir(a *app) string {
 // keepStats loads the shim's counters from its state directory and saves
 // them every statsSaveInterval; the returned func saves them a last time.
 // A counter file that cannot be read or written is logged, never fatal.
-func keepStats(ctx context.Context, a *app, srv *mirror.Server, log *slog.Logger) func() {
-	path := filepath.Join(statsDir(a), statsFileName)
+func keepStats(ctx context.Context, a *app, shimDir string, srv *mirror.Server, log *slog.Logger) func() {
+	path := filepath.Join(statsDir(a, shimDir), statsFileName)
 	if err := srv.OpenStats(path); err != nil {
 		log.Warn("byte-accounting counters", slog.String("error", err.Error()))
 	}
