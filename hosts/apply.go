@@ -315,7 +315,20 @@ func (j *journal) remove(root string) error {
 			return fmt.Errorf("remove %q: %w", j.Dirs[0], err)
 		}
 		atomicfile.SyncDir(filepath.Dir(outerFull))
-		return os.RemoveAll(gone)
+		if err := os.RemoveAll(gone); err != nil {
+			return err
+		}
+		// When the undo directory existed before setup (a hostPath mount,
+		// say), the outermost directory made was backups/ and the journal
+		// sits beside it: it goes last, so a crash before leaves an
+		// empty journal that the next undo removes.
+		if jp := journalPath(root); !strings.HasPrefix(jp, outerFull+string(filepath.Separator)) {
+			step("remove")
+			if err := os.Remove(jp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
 	}
 	backups := inRoot(root, UndoDir+"/backups")
 	if ents, err := os.ReadDir(backups); err == nil {

@@ -378,3 +378,28 @@ func TestUndoKeepsHostsAddedToCreatedFile(t *testing.T) {
 		t.Errorf("after Undo ghcr.io hosts.toml = %q, want only the added host", got)
 	}
 }
+
+// TestUndoWithExistingUndoDir checks the journal goes too when the undo
+// directory existed before setup, as the chart's hostPath mount does.
+func TestUndoWithExistingUndoDir(t *testing.T) {
+	t.Parallel()
+	for _, pre := range []string{UndoDir, UndoDir + "/backups"} {
+		t.Run(pre, func(t *testing.T) {
+			t.Parallel()
+			root := seedTree(t)
+			if err := os.MkdirAll(filepath.Join(root, pre), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			before := treesnap.Take(t, root)
+			if _, err := Apply(root, planAll(t, root)...); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Undo(root, false); err != nil {
+				t.Fatal(err)
+			}
+			if d := before.Diff(treesnap.Take(t, root)); len(d) > 0 {
+				t.Errorf("tree after Undo differs from before: %q", d)
+			}
+		})
+	}
+}
