@@ -191,9 +191,13 @@ listen = "127.0.0.1:%d"
 	if cache != "700 "+uid {
 		t.Errorf("token cache directory: mode and owner %q, want \"700 %s\"", cache, uid)
 	}
+	// The booted machine has no AWS credentials, so a truthful shim answers
+	// its /v2/ ping as a registry that cannot serve yet: 503 UNAVAILABLE
+	// naming the missing credentials (a classic Docker engine then skips it).
 	for _, f := range []string{"v2", "v2-upgraded"} {
-		if v2 := read(f); !strings.HasPrefix(v2, "HTTP/1.0 200") || !strings.Contains(v2, "Docker-Distribution-Api-Version: registry/2.0") {
-			t.Errorf("%s: GET /v2/ through the sandboxed shim answered:\n%s", f, v2)
+		if v2 := read(f); !strings.HasPrefix(v2, "HTTP/1.0 503") || !strings.Contains(v2, "Docker-Distribution-Api-Version: registry/2.0") ||
+			!strings.Contains(v2, `"code":"UNAVAILABLE"`) || !strings.Contains(v2, "no AWS credentials") {
+			t.Errorf("%s: GET /v2/ through the sandboxed shim answered:\n%s\nwant 503 UNAVAILABLE naming the missing AWS credentials", f, v2)
 		}
 	}
 	if rc := read("upgrade.rc"); rc != "0" {

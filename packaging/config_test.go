@@ -72,6 +72,10 @@ func TestDefaultConfigDocumentsEveryKey(t *testing.T) {
 		{"mirror.upstream_timeout", c.Mirror.UpstreamTimeout, def.Mirror.UpstreamTimeout},
 		{"mirror.log_level", c.Mirror.LogLevel, def.Mirror.LogLevel},
 		{"mirror.metrics", c.Mirror.MetricsEnabled(), def.Mirror.MetricsEnabled()},
+		{"mirror.token_timeout", c.Mirror.TokenTimeout, def.Mirror.TokenTimeout},
+		{"mirror.rules_refresh", c.Mirror.RulesRefresh, def.Mirror.RulesRefresh},
+		{"mirror.state_dir", c.Mirror.StateDir, def.Mirror.StateDir},
+		{"stats.nat_price_per_gb", c.Stats.NATPricePerGB, def.Stats.NATPricePerGB},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -83,10 +87,11 @@ func TestDefaultConfigDocumentsEveryKey(t *testing.T) {
 		reflect.TypeFor[config.Config](),
 		reflect.TypeFor[config.RuleConfig](),
 		reflect.TypeFor[config.MirrorConfig](),
+		reflect.TypeFor[config.StatsConfig](),
 	} {
 		for f := range typ.Fields() {
 			tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-			if tag == "" || tag == "-" || tag == "rules" || tag == "mirror" {
+			if tag == "" || tag == "-" || tag == "rules" || tag == "mirror" || tag == "stats" {
 				continue
 			}
 			if !keys[tag] {

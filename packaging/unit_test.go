@@ -2,6 +2,7 @@ package packaging_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -115,7 +116,7 @@ func TestUnitVerifyAndSecurity(t *testing.T) {
 	ctx := t.Context()
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
-	for _, d := range []string{"usr/bin", "etc/systemd/system", "lib/systemd"} {
+	for _, d := range []string{"bin", "usr/bin", "etc/systemd/system", "lib/systemd"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +128,12 @@ func TestUnitVerifyAndSecurity(t *testing.T) {
 	}
 	run(t, ctx, "", nil, "cp", "-a", sysUnits, filepath.Join(root, "lib/systemd/"))
 	bin := buildCLI(t, ctx, filepath.Join(root, "usr/bin"))
+	// ExecReload= runs /bin/kill, which every target distribution has.
+	kill, err := exec.LookPath("kill")
+	if err != nil {
+		t.Fatalf("kill(1) for ExecReload=: %v", err)
+	}
+	run(t, ctx, "", nil, "cp", "-L", kill, filepath.Join(root, "bin/kill"))
 	man := filepath.Join(tmp, "man")
 	run(t, ctx, "", nil, bin, "gen-docs", "--quiet", "--man", filepath.Join(man, "man1"))
 	data, err := os.ReadFile(unitFile)
