@@ -57,14 +57,30 @@ type Report struct {
 // Fetch reads the shim's /metrics at mirrorURL within timeout and builds
 // the report with price.
 func Fetch(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration, price Price) (*Report, error) {
+	body, err := fetchShim(ctx, client, mirrorURL, "/metrics", timeout,
+		"serves no metrics: set [mirror] metrics = true in config.toml and restart it")
+	if err != nil {
+		return nil, err
+	}
+	samples, err := Parse(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("metrics from %q: %w", mirrorURL, err)
+	}
+	return Build(samples, price)
+}
+
+// fetchShim GETs path from the shim at mirrorURL within timeout and
+// returns at most maxMetrics bytes of its body. Every failure names the
+// shim and what to do; notFound finishes the message for a 404.
+func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string, timeout time.Duration, notFound string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	u := strings.TrimRight(mirrorURL, "/") + "/metrics"
+	u := strings.TrimRight(mirrorURL, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mirror URL %q: %w: pass --mirror-url like http://127.0.0.1:5050", mirrorURL, err)
 	}
-	req.Header.Set("Accept", "text/plain")
+	req.Header.Set("Accept", "text/plain, application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -74,20 +90,16 @@ func Fetch(ctx context.Context, client *http.Client, mirrorURL string, timeout t
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("the shim at %q serves no metrics: set [mirror] metrics = true in config.toml and restart it", mirrorURL)
+		return nil, fmt.Errorf("the shim at %q %s", mirrorURL, notFound)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the shim at %q answered %s on /metrics", mirrorURL, resp.Status)
+		return nil, fmt.Errorf("the shim at %q answered %s on %s", mirrorURL, resp.Status, path)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetrics))
 	if err != nil {
-		return nil, fmt.Errorf("read metrics from %q: %w", mirrorURL, err)
+		return nil, fmt.Errorf("read %s from %q: %w", path, mirrorURL, err)
 	}
-	samples, err := Parse(string(body))
-	if err != nil {
-		return nil, fmt.Errorf("metrics from %q: %w", mirrorURL, err)
-	}
-	return Build(samples, price)
+	return body, nil
 }
 
 // Sample is one line of the Prometheus text format.

@@ -3,12 +3,9 @@ package stats
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/ecr-ptc/ecr-ptc/mirror"
@@ -19,29 +16,13 @@ import (
 // snapshot at least d old; when counting began less than d ago, from the
 // start, and Note says so).
 func FetchSince(ctx context.Context, client *http.Client, mirrorURL string, timeout, d time.Duration, price Price, now time.Time) (*Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	u := strings.TrimRight(mirrorURL, "/") + "/stats"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := fetchShim(ctx, client, mirrorURL, "/stats", timeout,
+		"has no /stats: upgrade it, or set [mirror] metrics = true in config.toml and restart it")
 	if err != nil {
-		return nil, fmt.Errorf("mirror URL %q: %w: pass --mirror-url like http://127.0.0.1:5050", mirrorURL, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("the shim at %q did not answer within %s: check it runs (systemctl status ecr-ptc-mirror) or pass --mirror-url", mirrorURL, timeout)
-		}
-		return nil, fmt.Errorf("cannot reach the shim at %q: %w: start it (systemctl start ecr-ptc-mirror) or pass --mirror-url", mirrorURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("the shim at %q has no /stats: upgrade it, or set [mirror] metrics = true in config.toml and restart it", mirrorURL)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the shim at %q answered %s on /stats", mirrorURL, resp.Status)
+		return nil, err
 	}
 	var st mirror.Stats
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetrics)).Decode(&st); err != nil {
+	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("counters from %q: %w", mirrorURL, err)
 	}
 	return Since(st, d, price, now), nil
