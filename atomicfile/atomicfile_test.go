@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,5 +90,41 @@ func TestStageCommitDiscard(t *testing.T) {
 				t.Errorf("directory holds %d entries, want only the target (no temporary file)", len(ents))
 			}
 		})
+	}
+}
+
+func TestReadCapped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		limit   int64
+		wantErr bool
+	}{
+		{"under", 6, false},
+		{"exact", 5, false},
+		{"over", 4, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := ReadCapped(p, tt.limit)
+			if tt.wantErr {
+				if !errors.Is(err, ErrTooLarge) || b != nil {
+					t.Fatalf("ReadCapped(%d) = %q, %v; want ErrTooLarge", tt.limit, b, err)
+				}
+				return
+			}
+			if err != nil || string(b) != "12345" {
+				t.Fatalf("ReadCapped(%d) = %q, %v", tt.limit, b, err)
+			}
+		})
+	}
+	if _, err := ReadCapped(filepath.Join(dir, "missing"), 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v, want fs.ErrNotExist", err)
 	}
 }

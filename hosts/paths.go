@@ -3,7 +3,6 @@ package hosts
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 )
 
 // MaxFileSize is the largest file ecr-ptc reads to parse or edit. Engine
@@ -81,17 +82,12 @@ func evalExisting(p string) (string, error) {
 // readCapped reads the file at full, refusing one larger than MaxFileSize.
 // p names it for people.
 func readCapped(full, p string) ([]byte, error) {
-	f, err := os.Open(full)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %q: %w", p, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %q: %w", p, err)
-	}
-	if len(data) > MaxFileSize {
+	data, err := atomicfile.ReadCapped(full, MaxFileSize)
+	switch {
+	case errors.Is(err, atomicfile.ErrTooLarge):
 		return nil, fmt.Errorf("%q is larger than %d bytes, too large for a configuration file: check that it is the right file", p, MaxFileSize)
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %q: %w", p, err)
 	}
 	return data, nil
 }

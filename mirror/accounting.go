@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -362,7 +361,7 @@ func (s *Server) OpenStats(path string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.path = path
-	b, err := readBounded(path)
+	b, err := atomicfile.ReadCapped(path, maxStatsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -416,22 +415,6 @@ func (s *Server) OpenStats(path string) error {
 	}
 	a.dirty = true
 	return fmt.Errorf("%w: %q: %w; moved it to %q and started counting at zero", ErrStatsCorrupt, path, err, aside)
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStatsFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxStatsFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxStatsFile)
-	}
-	return b, nil
 }
 
 // SaveStats writes the counters to the file OpenStats named, atomically and

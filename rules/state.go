@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -117,19 +116,11 @@ func save(dir string, s Saved) error {
 
 // readState reads the saved rule set at p, refusing one over MaxStateSize.
 func readState(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxStateSize {
+	data, err := atomicfile.ReadCapped(p, MaxStateSize)
+	if errors.Is(err, atomicfile.ErrTooLarge) {
 		return nil, fmt.Errorf("saved rule set %q is larger than %d bytes: it is replaced at the next successful discovery", p, MaxStateSize)
 	}
-	return data, nil
+	return data, err
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
