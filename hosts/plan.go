@@ -251,7 +251,7 @@ func dockerEngine(version string, daemon map[string]any, info *DockerInfo) Docke
 		e.Why = "neither the running dockerd, daemon.json nor the version (" + quotedOrNone(version) + ") tells the image store: configuring both (start dockerd, or set features.containerd-snapshotter in daemon.json, to decide)"
 	}
 	if e.Store == StoreContainerd && e.Major > 0 && e.Major < 28 {
-		e.Why += fmt.Sprintf("; Docker %d reads hosts.toml only from version 28, so until then only registry-mirrors (Docker Hub) applies", e.Major)
+		e.Why += fmt.Sprintf("; Docker %d reads hosts.toml only from version 28, so until then only registry-mirrors (Docker Hub) applies; the hosts.toml files written now take effect once it is upgraded", e.Major)
 	}
 	e.ContainerdStore = e.Store == StoreContainerd
 	e.HostsTOML = e.Store != StoreClassic

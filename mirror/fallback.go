@@ -62,15 +62,11 @@ func (s *Server) upstreamBase(upstream string) string {
 // anonymously, after ECR failed for reason why. The ECR token is never
 // sent: the request is built from the client's safe headers only.
 func (s *Server) fetchUpstream(w http.ResponseWriter, r *http.Request, rt route, why string) (result, string) {
-	seg := "manifests"
-	if rt.kind == kindBlob {
-		seg = "blobs"
-	}
 	repo := rt.repo
 	if rt.upstream == "docker.io" && !strings.Contains(repo, "/") {
 		repo = "library/" + repo
 	}
-	target := s.upstreamBase(rt.upstream) + "/v2/" + repo + "/" + seg + "/" + rt.ref
+	target := s.upstreamBase(rt.upstream) + "/v2/" + repo + "/" + rt.resource()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	peer := "upstream registry " + strconv.Quote(rt.upstream)

@@ -69,10 +69,7 @@ func readAPIQuery(kind routeKind, rawQuery string) string {
 // answer, with a Link to the next page rewritten to the client's form. It
 // never falls back to the upstream: the list is ECR's.
 func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, rt route, ecrRepo string) (result, string) {
-	target := "https://" + s.registry + "/v2/" + ecrRepo + "/tags/list"
-	if rt.kind == kindReferrers {
-		target = "https://" + s.registry + "/v2/" + ecrRepo + "/referrers/" + rt.ref
-	}
+	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + rt.resource()
 	if q := readAPIQuery(rt.kind, r.URL.RawQuery); q != "" {
 		target += "?" + q
 	}
@@ -153,7 +150,7 @@ func clientLink(link string, rt route) (string, bool) {
 		return "", false
 	}
 	q := u.Query()
-	path := "/v2/" + rt.repo + "/tags/list"
+	path := "/v2/" + rt.repo + "/" + rt.resource()
 	switch rt.form {
 	case "path":
 		path = strings.TrimSuffix(mirrorPathPrefix, "/") + "/" + rt.upstream + path

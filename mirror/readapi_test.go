@@ -22,6 +22,8 @@ func TestClientLink(t *testing.T) {
 			`</v2/library/nginx/tags/list?last=x>; rel="next"`, true},
 		{"relative link", `</v2/quay/coreos/etcd/tags/list?last=x>; rel="next"`, route{kind: kindTags, upstream: "quay.io", repo: "coreos/etcd", form: "path"},
 			`</mirror/quay.io/v2/coreos/etcd/tags/list?last=x>; rel="next"`, true},
+		{"referrers page", `<https://r/v2/quay/coreos/etcd/referrers/sha256:abc?n=1&last=x>; rel="next"`, route{kind: kindReferrers, upstream: "quay.io", repo: "coreos/etcd", ref: "sha256:abc", form: "path"},
+			`</mirror/quay.io/v2/coreos/etcd/referrers/sha256:abc?last=x&n=1>; rel="next"`, true},
 		{"not a link", "next page please", route{kind: kindTags, upstream: "quay.io", repo: "a", form: "path"}, "", false},
 		{"bad url", "<%zz>; rel=\"next\"", route{kind: kindTags, upstream: "quay.io", repo: "a", form: "path"}, "", false},
 	}

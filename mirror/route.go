@@ -29,6 +29,21 @@ func HostURL(base, upstream string) string {
 	return strings.TrimRight(base, "/") + mirrorPathPrefix + strings.ToLower(upstream) + "/v2"
 }
 
+// resource is what rt asks for below /v2/<repository>/: "manifests/<ref>",
+// "blobs/<digest>", "tags/list" or "referrers/<digest>". ECR, the upstream
+// and the shim's own URLs all name it the same way.
+func (rt route) resource() string {
+	switch rt.kind {
+	case kindBlob:
+		return "blobs/" + rt.ref
+	case kindTags:
+		return "tags/list"
+	case kindReferrers:
+		return "referrers/" + rt.ref
+	}
+	return "manifests/" + rt.ref
+}
+
 // routeKind says what a request asks for.
 type routeKind int
 

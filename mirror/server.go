@@ -390,11 +390,11 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	}
 	res, msg := s.forward(w, r, rt, ecrRepo)
 	res.ecrRepo = ecrRepo
+	var manifest []byte
 	if cw != nil {
-		s.acct.account(r, rt, res, cw.buf)
-	} else {
-		s.acct.account(r, rt, res, nil)
+		manifest = cw.buf
 	}
+	s.acct.account(r, rt, res, manifest)
 	s.finish(r, rt, start, res, msg)
 }
 
@@ -468,11 +468,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRe
 	if rt.kind == kindTags || rt.kind == kindReferrers {
 		return s.forwardRead(w, r, rt, ecrRepo)
 	}
-	seg := "manifests"
-	if rt.kind == kindBlob {
-		seg = "blobs"
-	}
-	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + seg + "/" + rt.ref
+	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + rt.resource()
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
