@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/http/httpproxy"
 
+	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
@@ -240,7 +242,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		DisableMetrics:   !m.MetricsEnabled(),
 		UpstreamFallback: m.FallbackEnabled(),
 		UpstreamProxy:    upstreamProxy,
-		NoProxy:          noProxy(),
+		NoProxy:          httpproxy.FromEnvironment().NoProxy,
 	})
 	if err != nil {
 		return err
@@ -326,7 +328,7 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 		Intercept:     intercept,
 		Handler:       srv.UpstreamHandler,
 		UpstreamProxy: upstream,
-		NoProxy:       noProxy(),
+		NoProxy:       httpproxy.FromEnvironment().NoProxy,
 		SelfAddrs:     []string{m.Listen, m.ProxyListen},
 		Logger:        log.With(slog.String("component", "proxy")),
 	})
@@ -345,15 +347,6 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 	log.Info("proxy listening", slog.String("proxy_listen", ln.Addr().String()), slog.Any("intercept", intercept),
 		slog.String("upstream_proxy", up), slog.Bool("upstream_fallback", m.FallbackEnabled()))
 	return px, ln, nil
-}
-
-// noProxy is the service's NO_PROXY (or no_proxy): targets reached
-// directly instead of through mirror.upstream_proxy.
-func noProxy() string {
-	if v := os.Getenv("NO_PROXY"); v != "" {
-		return v
-	}
-	return os.Getenv("no_proxy")
 }
 
 // registryEndpoint returns the scheme to speak to the registry host, as
@@ -428,8 +421,8 @@ func (a *app) useStateDir(dir string) {
 	if cfg.StateDir != dir {
 		dst := filepath.Join(dir, rules.StateFile)
 		if !fileExists(dst) {
-			if b, err := os.ReadFile(filepath.Join(cfg.StateDir, rules.StateFile)); err == nil {
-				if err := os.WriteFile(dst, b, 0o600); err != nil {
+			if b, err := atomicfile.ReadCapped(filepath.Join(cfg.StateDir, rules.StateFile), rules.MaxStateSize); err == nil {
+				if err := atomicfile.Write(dst, b, 0o600, nil); err != nil {
 					a.logger.Warn("could not copy the saved rule set", slog.String("to", dst), slog.String("error", err.Error()))
 				}
 			}
