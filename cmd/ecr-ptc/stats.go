@@ -54,16 +54,15 @@ the config key stats.nat_price_per_gb. --json prints the report for scripts.`,
 			if err != nil {
 				return err
 			}
+			// The configured price applies whatever the flags say.
 			var override float64
-			if region == "" || mirrorURL == "" {
-				if cfg, cerr := a.config(); cerr == nil {
-					override = cfg.Stats.NATPricePerGB
-					if region == "" {
-						region = configRegion(cfg)
-					}
-				} else if a.configPath != "" {
-					return cerr
+			if cfg, cerr := a.config(); cerr == nil {
+				override = cfg.Stats.NATPricePerGB
+				if region == "" {
+					region = configRegion(cfg)
 				}
+			} else if a.configPath != "" {
+				return cerr
 			}
 			if region == "" {
 				region = firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))

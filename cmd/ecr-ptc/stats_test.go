@@ -99,6 +99,19 @@ func TestStatsReportsShimCounters(t *testing.T) {
 		}
 	}
 
+	// --region does not set the configured price aside.
+	out, errOut, code = runStatsCmd(t, "--config", cfg, "--mirror-url", env.URL, "--region", "eu-central-1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d with --region: %s", code, errOut)
+	}
+	var withRegion stats.Report
+	if err := json.Unmarshal([]byte(out), &withRegion); err != nil {
+		t.Fatalf("--json output %q: %v", out, err)
+	}
+	if withRegion.Price.PerGB != 0.25 {
+		t.Errorf("price with --region and --mirror-url = %v, want the configured 0.25", withRegion.Price.PerGB)
+	}
+
 	// --since: a snapshot now (the shim takes one each hour when it saves),
 	// one more pull from the cache, and only that pull is in the span.
 	if err := env.Shim.SaveStats(); err != nil {
