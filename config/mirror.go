@@ -148,7 +148,7 @@ func (m *MirrorConfig) Validate() error {
 	if m.UpstreamProxy != "" {
 		u, err := url.Parse(m.UpstreamProxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("mirror.upstream_proxy %q: want an http:// proxy URL such as \"http://proxy.internal:3128\"", redactProxy(m.UpstreamProxy))
+			return fmt.Errorf("mirror.upstream_proxy %q: want an http:// proxy URL such as \"http://proxy.internal:3128\"", RedactProxy(m.UpstreamProxy))
 		}
 	}
 	if m.UpstreamTimeout.Duration < 0 {
@@ -208,8 +208,8 @@ func (m *MirrorConfig) applyDefaults() {
 	}
 }
 
-// redactProxy hides a password in a proxy URL for messages.
-func redactProxy(s string) string {
+// RedactProxy hides a password in a proxy URL for messages and output.
+func RedactProxy(s string) string {
 	if u, err := url.Parse(s); err == nil && u.User != nil {
 		return u.Redacted()
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/proxy"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
@@ -48,7 +49,9 @@ type Transparent struct {
 	// Intercepted are the hosts whose certs.d gets the CA.
 	Intercepted []string `json:"intercepted"`
 	// UpstreamProxy is the HTTPS proxy docker.service had before, which the
-	// shim must chain through ([mirror] upstream_proxy), or "".
+	// shim must chain through ([mirror] upstream_proxy), or "". A password
+	// in it is shown as "xxxxx": the real URL goes only to the 0600
+	// DefaultMirrorProxyEnv.
 	UpstreamProxy string `json:"upstreamProxy,omitempty"`
 	// NewCA says the plan creates the CA.
 	NewCA bool `json:"newCA"`
@@ -127,8 +130,10 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	if err != nil {
 		return Plan{}, info, err
 	}
+	upstreamProxy := ""
 	if httpsProxy != "" && httpsProxy != o.ProxyURL {
-		info.UpstreamProxy = httpsProxy
+		upstreamProxy = httpsProxy
+		info.UpstreamProxy = config.RedactProxy(httpsProxy)
 		p.Notes = append(p.Notes, "docker.service already had an HTTPS proxy: the shim chains through it (ECR_PTC_MIRROR_UPSTREAM_PROXY in the root-only "+DefaultMirrorProxyEnv+")")
 	}
 	dropIn := RenderDockerProxyDropIn(o.ProxyURL, noProxy)
@@ -146,9 +151,9 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	if err != nil {
 		return Plan{}, info, err
 	}
-	if info.UpstreamProxy != "" {
+	if upstreamProxy != "" {
 		envFile = DefaultMirrorProxyEnv
-		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(info.UpstreamProxy), Mode: 0o600})
+		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(upstreamProxy), Mode: 0o600})
 	} else if envOK {
 		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true})
 	}

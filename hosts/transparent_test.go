@@ -145,6 +145,9 @@ func TestTransparentProxyPasswordStaysRootOnly(t *testing.T) {
 	if !strings.Contains(info.UpstreamProxy, "proxy.internal") {
 		t.Fatalf("upstream proxy %q not found", info.UpstreamProxy)
 	}
+	if strings.Contains(info.UpstreamProxy, secret) {
+		t.Errorf("the plan's info, printed by --json, shows the proxy password: %q", info.UpstreamProxy)
+	}
 	if _, err := Apply(root, p); err != nil {
 		t.Fatal(err)
 	}
