@@ -100,10 +100,7 @@ func (s Saved) Encode(old []byte) []byte {
 // sees the old file or the new one, never a part.
 func save(dir string, s Saved) error {
 	p := filepath.Join(dir, StateFile)
-	old, err := readState(p)
-	if err != nil && !isNotExist(err) {
-		old = nil // unreadable or corrupt: replace it
-	}
+	old, _ := readState(p) // nil when missing, unreadable or too large: replace it
 	data := s.Encode(old)
 	if old != nil && bytes.Equal(old, data) {
 		return nil
