@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -65,7 +64,6 @@ func (w *Warmer) checkCached(ctx context.Context, im Image) (cacheState, error) 
 	if !ok {
 		return cacheState{missing: "the manifest " + top + " is not cached"}, nil
 	}
-	var blobs []string
 	images := []manifest{m}
 	if m.isIndex() {
 		children := w.selectPlatforms(m)
@@ -82,13 +80,7 @@ func (w *Warmer) checkCached(ctx context.Context, im Image) (cacheState, error) 
 			images = append(images, c)
 		}
 	}
-	for _, c := range images {
-		for _, b := range c.blobs() {
-			if !slices.Contains(blobs, b.Digest) {
-				blobs = append(blobs, b.Digest)
-			}
-		}
-	}
+	blobs := blobDigests(images)
 	for len(blobs) > 0 {
 		n := min(len(blobs), 100)
 		out, err := w.o.API.BatchCheckLayerAvailability(ctx, &ecr.BatchCheckLayerAvailabilityInput{
@@ -132,12 +124,7 @@ func (w *Warmer) batchGet(ctx context.Context, repo string, digests []string) (m
 		}
 		res, err := w.o.API.BatchGetImage(ctx, &ecr.BatchGetImageInput{
 			RegistryId: w.o.RegistryID, RepositoryName: aws.String(repo), ImageIds: ids,
-			AcceptedMediaTypes: []string{
-				"application/vnd.oci.image.index.v1+json",
-				"application/vnd.docker.distribution.manifest.list.v2+json",
-				"application/vnd.oci.image.manifest.v1+json",
-				"application/vnd.docker.distribution.manifest.v2+json",
-			},
+			AcceptedMediaTypes: manifestTypes,
 		})
 		if err != nil {
 			return nil, apiError("BatchGetImage", err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,14 +23,30 @@ type TokenSource interface {
 	Get(ctx context.Context, host string) (credentials.Credential, error)
 }
 
-// manifestAccept is every manifest type a warm asks for, indexes first, so
+// manifestTypes is every manifest type a warm asks for, indexes first, so
 // that ECR answers a tag holding an index with the index itself.
-var manifestAccept = strings.Join([]string{
+var manifestTypes = []string{
 	"application/vnd.oci.image.index.v1+json",
 	"application/vnd.docker.distribution.manifest.list.v2+json",
 	"application/vnd.oci.image.manifest.v1+json",
 	"application/vnd.docker.distribution.manifest.v2+json",
-}, ", ")
+}
+
+// manifestAccept is manifestTypes as an Accept header.
+var manifestAccept = strings.Join(manifestTypes, ", ")
+
+// blobDigests lists the distinct blobs of images, in order.
+func blobDigests(images []manifest) []string {
+	var blobs []string
+	for _, m := range images {
+		for _, b := range m.blobs() {
+			if !slices.Contains(blobs, b.Digest) {
+				blobs = append(blobs, b.Digest)
+			}
+		}
+	}
+	return blobs
+}
 
 // manifest is the part of an image manifest or index a warm reads.
 type manifest struct {

@@ -204,7 +204,7 @@ func (w *Warmer) one(ctx context.Context, im Image) (r Result) {
 		st, err := w.checkCached(ctx, im)
 		switch {
 		case err != nil && w.o.CheckOnly:
-			r.Status, r.Reason, r.Detail = StatusFailed, classify(ctx, err), err.Error()
+			r.Status, r.Reason, r.Detail = StatusFailed, classify(ctx, err), describe(ctx, err)
 			return r
 		case err == nil && st.cached:
 			r.Status = StatusCached
@@ -254,14 +254,7 @@ func (w *Warmer) pull(ctx context.Context, im Image, r *Result) error {
 			seenManifests = append(seenManifests, d.Digest)
 		}
 	}
-	var blobs []string
-	for _, m := range images {
-		for _, b := range m.blobs() {
-			if !slices.Contains(blobs, b.Digest) {
-				blobs = append(blobs, b.Digest)
-			}
-		}
-	}
+	blobs := blobDigests(images)
 	var bytes atomic.Int64
 	for _, b := range blobs {
 		if _, err := w.reg.readBlob(ctx, im.Repository, b, func(n int64) {
