@@ -61,24 +61,13 @@ func ParseDockerInfo(data []byte) (DockerInfo, error) {
 
 // DetectDockerInfo asks the dockerd serving the unix socket (a path below
 // root) which image store it uses, giving up after five seconds. ok is false
-// with a nil error when no socket exists there (dockerd is not running), or
-// when the path leaves root through a symbolic link (the host's dockerd
-// says nothing about a tree below --root); an
+// with a nil error when no socket exists there (dockerd is not running); an
 // error says why a socket that exists gave no answer.
 func DetectDockerInfo(ctx context.Context, root, socket string) (info DockerInfo, ok bool, err error) {
 	if socket == "" {
 		socket = DefaultDockerSocket
 	}
-	path, err := resolve(root, socket)
-	if errors.Is(err, ErrEscapesRoot) {
-		// Through an absolute link (/var/run -> /run in a Debian tree) the
-		// socket would be the host's dockerd, not one of the tree below
-		// --root: there is none to ask.
-		return DockerInfo{}, false, nil
-	}
-	if err != nil {
-		return DockerInfo{}, false, err
-	}
+	path := inRoot(root, socket)
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return DockerInfo{}, false, nil
