@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/proxy"
+	"github.com/ecr-ptc/ecr-ptc/localca"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -91,7 +91,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	}
 	switch {
 	case certOK && keyOK:
-		if _, err := proxy.LoadCA(certPEM, keyPEM, 0); err != nil {
+		if _, err := localca.Load(certPEM, keyPEM, 0); err != nil {
 			return Plan{}, info, fmt.Errorf("%q and %q: %w: remove both to make a new CA", o.CACert, o.CAKey, err)
 		}
 		p.Changes = append(p.Changes,
@@ -101,7 +101,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		return Plan{}, info, fmt.Errorf("only one of %q and %q exists: remove it to make a new CA", o.CACert, o.CAKey)
 	default:
 		host, _ := os.Hostname()
-		c, k, err := proxy.NewCA("ecr-ptc local CA " + host)
+		c, k, err := localca.Create("ecr-ptc local CA " + host)
 		if err != nil {
 			return Plan{}, info, err
 		}
@@ -113,7 +113,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		p.Notes = append(p.Notes, fmt.Sprintf("created the local CA %s (key %s, root only); it never leaves this host", o.CACert, o.CAKey))
 	}
 
-	info.Intercepted = proxy.InterceptHosts(upstreams(m))
+	info.Intercepted = localca.InterceptHosts(upstreams(m))
 	for _, h := range info.Intercepted {
 		path := filepath.Join(o.CertsDir, h, "ca.crt")
 		old, ok, err := ReadTarget(root, path)
