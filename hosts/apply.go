@@ -43,6 +43,10 @@ type Change struct {
 	// Owned marks ecr-ptc's own state (the saved rule set): Undo removes or
 	// restores it even when it changed after Apply wrote it.
 	Owned bool
+	// Secret names what a root-only (0600) secret file holds, such as "ECDSA
+	// P-256 private key"; Plan.Diff then shows a stand-in saying so instead
+	// of the bytes. Empty for files anyone may read.
+	Secret string
 }
 
 // Changed reports whether applying the change alters the file.
@@ -69,17 +73,44 @@ func (p Plan) Changed() bool {
 	return slices.ContainsFunc(p.Changes, Change.Changed)
 }
 
-// Diff returns the unified diffs of the files the plan changes.
+// Diff returns the unified diffs of the files the plan changes, for a dry
+// run. The content of a Secret file never appears: a stand-in line names
+// what it holds.
 func (p Plan) Diff() string {
 	var b bytes.Buffer
 	for _, c := range p.Changes {
-		if c.Changed() && c.Remove {
-			b.WriteString(UnifiedDiff(c.Path, c.Old, nil, c.Exists))
-		} else if c.Changed() {
-			b.WriteString(UnifiedDiff(c.Path, c.Old, c.New, c.Exists))
+		if !c.Changed() {
+			continue
 		}
+		old, cur := c.shown()
+		if c.Remove {
+			cur = nil
+		}
+		b.WriteString(UnifiedDiff(c.Path, old, cur, c.Exists))
 	}
 	return b.String()
+}
+
+// shown returns the old and new content of c as a diff may print them: a
+// Secret file's content is replaced by a stand-in, "the current" one for
+// bytes that stay and "a new" one for bytes that change.
+func (c Change) shown() (old, cur []byte) {
+	if c.Secret == "" {
+		return c.Old, c.New
+	}
+	which := "the current"
+	if !bytes.Equal(c.Old, c.New) {
+		which = "a new"
+	}
+	return standIn(c.Old, "the current", c.Secret), standIn(c.New, which, c.Secret)
+}
+
+// standIn stands in for the content b of a root-only secret file.
+func standIn(b []byte, which, secret string) []byte {
+	if b == nil {
+		return nil
+	}
+	return []byte("(" + which + " " + secret + ", mode 0600, root only)\n")
 }
 
 // Result lists what Apply or Undo did, by path on the configured system.
@@ -357,11 +388,11 @@ func (j *journal) onlyJournalBelow(root, dir string) bool {
 			only = false
 			return fs.SkipAll
 		}
-		sys := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
-		if root == "/" {
-			sys = p
-		}
+		sys, serr := SystemPath(root, p)
 		switch {
+		case serr != nil:
+			only = false
+			return fs.SkipAll
 		case d.IsDir() && slices.Contains(j.Dirs, sys):
 		case sys == UndoDir || sys == UndoDir+"/backups":
 		case !d.IsDir() && (filepath.Dir(sys) == UndoDir || filepath.Dir(sys) == UndoDir+"/backups"):
@@ -418,12 +449,75 @@ type pending struct {
 // are removed. Files that would not change are not touched, so applying the
 // same plans twice writes nothing the second time.
 func Apply(root string, plans ...Plan) (Result, error) {
-	var res Result
 	unlock, err := lockRoot(root)
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
 	defer unlock()
+	a, err := prepareApply(root, plans)
+	if err != nil || len(a.todo) == 0 {
+		return Result{}, err
+	}
+	// The journal comes first: after it, every change is reversible.
+	if a.newJournal {
+		if err := a.j.create(root); err != nil {
+			return Result{}, err
+		}
+	}
+	for _, stepFn := range []func() error{a.writeJournal, a.makeDirs, a.stage, a.renameIn} {
+		if err := stepFn(); err != nil {
+			a.rollBack()
+			return Result{}, err
+		}
+	}
+	return a.res, nil
+}
+
+// applying is the state of one Apply: the files it changes, the journal
+// and what it added to the tree so far, which rollBack takes out again.
+type applying struct {
+	root       string
+	todo       []*pending
+	j          *journal
+	oldJournal []byte // the journal's bytes before, nil when there was none
+	newJournal bool
+	newBackups []string
+	newDirs    []string
+	res        Result
+}
+
+// prepareApply checks every target of plans and the journal, and removes
+// what a killed run left behind. It writes nothing else.
+func prepareApply(root string, plans []Plan) (*applying, error) {
+	todo, paths, err := checkTargets(root, plans)
+	if err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		if err := checkParents(root, journalFile); err != nil {
+			return nil, err
+		}
+	}
+	j, oldJournal, err := loadJournal(root)
+	if err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		if err := checkReplaceable(root, journalFile, oldJournal != nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range j.Entries {
+		paths = append(paths, e.Path)
+	}
+	cleanStaleAll(root, paths)
+	return &applying{root: root, todo: todo, j: j, oldJournal: oldJournal, newJournal: oldJournal == nil}, nil
+}
+
+// checkTargets re-reads the target of every change of plans, which must
+// still be what the plan read, and checks it can be replaced. It returns
+// the changes that alter their file and the paths of all of them.
+func checkTargets(root string, plans []Plan) ([]*pending, []string, error) {
 	var todo []*pending
 	var paths []string
 	for _, p := range plans {
@@ -432,129 +526,107 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			if !c.Changed() {
 				continue
 			}
-			// Re-check the target: it must still be what the plan read.
 			cur, ok, err := ReadTarget(root, c.Path)
 			if err != nil {
-				return res, err
+				return nil, nil, err
 			}
 			if ok != c.Exists || !bytes.Equal(cur, c.Old) {
-				return res, fmt.Errorf("%q changed while ecr-ptc was planning its edit: run again", c.Path)
+				return nil, nil, fmt.Errorf("%q changed while ecr-ptc was planning its edit: run again", c.Path)
 			}
 			if err := checkReplaceable(root, c.Path, c.Exists); err != nil {
-				return res, err
+				return nil, nil, err
 			}
 			todo = append(todo, &pending{c: c, component: p.Component, full: inRoot(root, c.Path)})
 		}
 	}
-	if len(todo) > 0 {
-		if err := checkParents(root, journalFile); err != nil {
-			return res, err
-		}
-	}
-	j, oldJournal, err := loadJournal(root)
-	if err != nil {
-		return res, err
-	}
-	if len(todo) > 0 {
-		if err := checkReplaceable(root, journalFile, oldJournal != nil); err != nil {
-			return res, err
-		}
-	}
-	for _, e := range j.Entries {
-		paths = append(paths, e.Path)
-	}
-	cleanStaleAll(root, paths)
-	if len(todo) == 0 {
-		return res, nil
-	}
+	return todo, paths, nil
+}
 
-	// The journal comes first: after it, every change is reversible.
-	newJournal := oldJournal == nil
-	if newJournal {
-		if err := j.create(root); err != nil {
-			return res, err
+// writeJournal records every change in the journal, with a backup of each
+// file that existed, and saves it before any target changes.
+func (a *applying) writeJournal() error {
+	for _, t := range a.todo {
+		if err := a.record(t); err != nil {
+			return err
 		}
 	}
-	var newBackups, newDirs []string
-	rollback := func(cause error) (Result, error) {
-		for i := len(todo) - 1; i >= 0; i-- {
-			t := todo[i]
-			if t.staged != nil {
-				t.staged.Discard()
-			}
-			if !t.done {
-				continue
-			}
-			if t.c.Exists {
-				_ = atomicfile.Write(t.full, t.c.Old, t.cur.Mode().Perm(), t.cur)
-			} else {
-				_ = os.Remove(t.full)
-			}
-		}
-		for i := len(newDirs) - 1; i >= 0; i-- {
-			_ = os.Remove(inRoot(root, newDirs[i]))
-		}
-		for _, b := range newBackups {
-			_ = os.Remove(inRoot(root, UndoDir+"/backups/"+b))
-		}
-		if newJournal {
-			_ = j.remove(root)
-		} else {
-			_ = atomicfile.Write(journalPath(root), oldJournal, 0o600, nil)
-		}
-		return Result{}, cause
-	}
-	for _, t := range todo {
-		c := t.c
-		if c.Exists {
-			if t.cur, err = os.Lstat(t.full); err != nil {
-				return rollback(fmt.Errorf("%q: %w", c.Path, err))
-			}
-		}
-		dirs, err := missingDirs(root, filepath.Dir(c.Path))
-		if err != nil {
-			return rollback(err)
-		}
-		for _, d := range dirs {
-			if !j.hasDir(d) {
-				j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
-			}
-			if !slices.Contains(newDirs, d) {
-				newDirs = append(newDirs, d)
-			}
-		}
-		e := j.find(c.Path)
-		switch {
-		case e == nil:
-			j.Entries = append(j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created", Owned: c.Owned})
-			e = &j.Entries[len(j.Entries)-1]
-			if t.cur != nil {
-				if err := j.backup(root, e, t.cur, c.Old); err != nil {
-					return rollback(err)
-				}
-				newBackups = append(newBackups, e.Backup)
-			}
-		case t.cur != nil && e.Written != "" && !e.ours(sum(c.Old)) && sum(c.Old) != e.Original:
-			res.Notes = append(res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
-		}
-		if e.Written != "" && e.Written != sum(c.New) {
-			e.Prev = e.Written
-		}
-		e.Written = sum(c.New)
-		if c.Remove {
-			e.Written = ""
+	return a.j.save(a.root)
+}
+
+// record adds t, and the directories it needs, to the journal.
+func (a *applying) record(t *pending) error {
+	c := t.c
+	if c.Exists {
+		var err error
+		if t.cur, err = os.Lstat(t.full); err != nil {
+			return fmt.Errorf("%q: %w", c.Path, err)
 		}
 	}
-	if err := j.save(root); err != nil {
-		return rollback(err)
+	if err := a.recordDirs(t); err != nil {
+		return err
 	}
-	for _, d := range newDirs {
+	e := a.j.find(c.Path)
+	switch {
+	case e == nil:
+		a.j.Entries = append(a.j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created", Owned: c.Owned})
+		e = &a.j.Entries[len(a.j.Entries)-1]
+		if t.cur != nil {
+			if err := a.j.backup(a.root, e, t.cur, c.Old); err != nil {
+				return err
+			}
+			a.newBackups = append(a.newBackups, e.Backup)
+		}
+	case t.cur != nil && e.Written != "" && !e.ours(sum(c.Old)) && sum(c.Old) != e.Original:
+		a.res.Notes = append(a.res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
+	}
+	e.wrote(c)
+	return nil
+}
+
+// wrote records that Apply writes c's new bytes (or removes the file).
+func (e *entry) wrote(c Change) {
+	if e.Written != "" && e.Written != sum(c.New) {
+		e.Prev = e.Written
+	}
+	e.Written = sum(c.New)
+	if c.Remove {
+		e.Written = ""
+	}
+}
+
+// recordDirs adds the missing directories of t's target to the journal
+// and to those makeDirs creates.
+func (a *applying) recordDirs(t *pending) error {
+	dirs, err := missingDirs(a.root, filepath.Dir(t.c.Path))
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if !a.j.hasDir(d) {
+			a.j.Entries = append(a.j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
+		}
+		if !slices.Contains(a.newDirs, d) {
+			a.newDirs = append(a.newDirs, d)
+		}
+	}
+	return nil
+}
+
+// makeDirs creates the directories the new files need.
+func (a *applying) makeDirs() error {
+	for _, d := range a.newDirs {
 		step("mkdir")
-		if err := os.Mkdir(inRoot(root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return rollback(fmt.Errorf("create directory %q: %w", d, err))
+		if err := os.Mkdir(inRoot(a.root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory %q: %w", d, err)
 		}
 	}
-	for _, t := range todo {
+	return nil
+}
+
+// stage writes every new file next to its target, with the mode and owner
+// of the file it replaces (or its plan's mode, 0644 by default).
+func (a *applying) stage() error {
+	for _, t := range a.todo {
 		if t.c.Remove {
 			continue
 		}
@@ -566,33 +638,75 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			mode = t.cur.Mode().Perm()
 		}
 		step("stage")
+		var err error
 		if t.staged, err = atomicfile.Stage(t.full, t.c.New, mode, t.cur); err != nil {
-			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
+			return fmt.Errorf("write %q: %w", t.c.Path, err)
 		}
 	}
-	for _, t := range todo {
+	return nil
+}
+
+// renameIn renames the staged files over their targets and removes the
+// files the plans remove.
+func (a *applying) renameIn() error {
+	for _, t := range a.todo {
 		step("commit")
 		if t.c.Remove {
 			if err := os.Remove(t.full); err != nil {
-				return rollback(fmt.Errorf("remove %q: %w", t.c.Path, err))
+				return fmt.Errorf("remove %q: %w", t.c.Path, err)
 			}
 			atomicfile.SyncDir(filepath.Dir(t.full))
 			t.done = true
-			res.Removed = append(res.Removed, t.c.Path)
+			a.res.Removed = append(a.res.Removed, t.c.Path)
 			continue
 		}
 		if err := t.staged.Commit(); err != nil {
 			t.staged = nil
-			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
+			return fmt.Errorf("write %q: %w", t.c.Path, err)
 		}
 		t.staged, t.done = nil, true
 		if t.c.Exists {
-			res.Written = append(res.Written, t.c.Path)
+			a.res.Written = append(a.res.Written, t.c.Path)
 		} else {
-			res.Created = append(res.Created, t.c.Path)
+			a.res.Created = append(a.res.Created, t.c.Path)
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// rollBack puts back what was renamed in, discards what was staged, removes
+// the directories and backups made, and returns the journal to what it was.
+func (a *applying) rollBack() {
+	for i := len(a.todo) - 1; i >= 0; i-- {
+		a.todo[i].undo()
+	}
+	for i := len(a.newDirs) - 1; i >= 0; i-- {
+		_ = os.Remove(inRoot(a.root, a.newDirs[i]))
+	}
+	for _, b := range a.newBackups {
+		_ = os.Remove(inRoot(a.root, UndoDir+"/backups/"+b))
+	}
+	if a.newJournal {
+		_ = a.j.remove(a.root)
+	} else {
+		_ = atomicfile.Write(journalPath(a.root), a.oldJournal, 0o600, nil)
+	}
+}
+
+// undo discards t's staged file and, when it was renamed in, puts the
+// original back.
+func (t *pending) undo() {
+	if t.staged != nil {
+		t.staged.Discard()
+	}
+	if !t.done {
+		return
+	}
+	if t.c.Exists {
+		_ = atomicfile.Write(t.full, t.c.Old, t.cur.Mode().Perm(), t.cur)
+	} else {
+		_ = os.Remove(t.full)
+	}
 }
 
 // backup makes e a "modified" entry whose original is old, with cur's mode

@@ -31,6 +31,13 @@ const (
 	DefaultMirrorProxyEnv = "/etc/ecr-ptc/mirror-proxy.env"
 )
 
+// What the root-only files of transparent mode hold, as dry-run diffs name
+// them instead of showing their bytes (Change.Secret).
+const (
+	caKeySecret    = "ECDSA P-256 private key"
+	proxyEnvSecret = "ECR_PTC_MIRROR_UPSTREAM_PROXY"
+)
+
 // TransparentComponent names the transparent-mode plan in the undo journal.
 const TransparentComponent = "docker-transparent"
 
@@ -96,7 +103,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		}
 		p.Changes = append(p.Changes,
 			Change{Path: o.CACert, Exists: true, Old: certPEM, New: certPEM},
-			Change{Path: o.CAKey, Exists: true, Old: keyPEM, New: keyPEM})
+			Change{Path: o.CAKey, Exists: true, Old: keyPEM, New: keyPEM, Secret: caKeySecret})
 	case certOK || keyOK:
 		return Plan{}, info, fmt.Errorf("only one of %q and %q exists: remove it to make a new CA", o.CACert, o.CAKey)
 	default:
@@ -109,7 +116,7 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 		info.NewCA = true
 		p.Changes = append(p.Changes,
 			Change{Path: o.CACert, New: c, Mode: 0o644},
-			Change{Path: o.CAKey, New: k, Mode: 0o600})
+			Change{Path: o.CAKey, New: k, Mode: 0o600, Secret: caKeySecret})
 		p.Notes = append(p.Notes, fmt.Sprintf("created the local CA %s (key %s, root only); it never leaves this host", o.CACert, o.CAKey))
 	}
 
@@ -153,9 +160,9 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	}
 	if upstreamProxy != "" {
 		envFile = DefaultMirrorProxyEnv
-		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(upstreamProxy), Mode: 0o600})
+		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(upstreamProxy), Mode: 0o600, Secret: proxyEnvSecret})
 	} else if envOK {
-		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true})
+		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true, Secret: proxyEnvSecret})
 	}
 	shim, err := RenderMirrorDropIn(o.ProxyURL, envFile, o.CACert, o.CAKey)
 	if err != nil {
