@@ -801,41 +801,68 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	var paths []string
-	for _, e := range j.Entries {
-		paths = append(paths, e.Path)
-	}
-	cleanStaleAll(root, paths)
+	cleanStaleAll(root, j.paths())
 	if data == nil {
 		res.Notes = append(res.Notes, "nothing to undo: no journal at "+UndoDir)
 		return res, nil
 	}
 	selected := func(e entry) bool { return len(components) == 0 || slices.Contains(components, e.Component) }
-	// Check every backup before changing anything.
+	backups, err := j.readBackups(root, selected)
+	if err != nil {
+		return res, err
+	}
+	left, dropped, err := j.reverse(root, selected, backups, force, &res)
+	if err != nil {
+		return res, err
+	}
+	if len(left) == len(j.Entries) && len(left) > 0 {
+		return res, nil // nothing reversed: the journal stays as it is
+	}
+	j.Entries = left
+	return res, j.shorten(root, dropped)
+}
+
+// paths lists the paths of the journal's entries.
+func (j *journal) paths() []string {
+	var out []string
+	for _, e := range j.Entries {
+		out = append(out, e.Path)
+	}
+	return out
+}
+
+// readBackups reads the original of every selected "modified" entry, so
+// that Undo checks them all before it changes anything.
+func (j *journal) readBackups(root string, selected func(entry) bool) (map[string][]byte, error) {
 	backups := map[string][]byte{}
 	for _, e := range j.Entries {
-		if selected(e) && e.Kind == "modified" {
-			b, ok, err := ReadTarget(root, UndoDir+"/backups/"+e.Backup)
-			if err != nil {
-				return res, fmt.Errorf("the original of %q cannot be read (%w): restore it by hand", e.Path, err)
-			}
-			if !ok {
-				return res, fmt.Errorf("the original of %q is missing from %q: restore it by hand", e.Path, UndoDir+"/backups")
-			}
-			backups[e.Backup] = b
+		if !selected(e) || e.Kind != "modified" {
+			continue
 		}
+		b, ok, err := ReadTarget(root, UndoDir+"/backups/"+e.Backup)
+		if err != nil {
+			return nil, fmt.Errorf("the original of %q cannot be read (%w): restore it by hand", e.Path, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("the original of %q is missing from %q: restore it by hand", e.Path, UndoDir+"/backups")
+		}
+		backups[e.Backup] = b
 	}
-	var left []entry
-	var dropped []entry
+	return backups, nil
+}
+
+// reverse undoes the selected entries, newest first, and returns the
+// entries that stay in the journal, in journal order, and those dropped.
+func (j *journal) reverse(root string, selected func(entry) bool, backups map[string][]byte, force bool, res *Result) (left, dropped []entry, err error) {
 	for i := len(j.Entries) - 1; i >= 0; i-- {
 		e := j.Entries[i]
 		if !selected(e) {
 			left = append(left, e)
 			continue
 		}
-		keep, err := undoEntry(root, e, backups[e.Backup], force, &res)
+		keep, err := undoEntry(root, e, backups[e.Backup], force, res)
 		if err != nil {
-			return res, err
+			return nil, nil, err
 		}
 		if keep {
 			left = append(left, e)
@@ -844,117 +871,155 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 		}
 	}
 	slices.Reverse(left)
-	if len(left) == len(j.Entries) && len(left) > 0 {
-		return res, nil // nothing reversed: the journal stays as it is
-	}
-	j.Entries = left
-	// Shorten the journal before its dropped backups go, so that a crash
-	// in between never leaves an entry without its original.
+	return left, dropped, nil
+}
+
+// shorten saves the journal without the dropped entries, then removes their
+// backups, and removes the journal when it is empty. The journal is saved
+// before the backups go, so that a crash in between never leaves an entry
+// without its original.
+func (j *journal) shorten(root string, dropped []entry) error {
 	if len(j.Entries) > 0 || len(dropped) > 0 {
 		if err := j.save(root); err != nil {
-			return res, err
+			return err
 		}
 	}
 	for _, e := range dropped {
-		if e.Backup != "" {
-			step("remove")
-			if err := os.Remove(inRoot(root, UndoDir+"/backups/"+e.Backup)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return res, err
-			}
+		if e.Backup == "" {
+			continue
+		}
+		step("remove")
+		if err := os.Remove(inRoot(root, UndoDir+"/backups/"+e.Backup)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	if len(j.Entries) > 0 {
-		return res, nil
+		return nil
 	}
-	return res, j.remove(root)
+	return j.remove(root)
 }
 
 // undoEntry reverses one journal entry and reports whether it must stay in
 // the journal.
 func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bool, error) {
-	full := inRoot(root, e.Path)
 	force = force || e.Owned
 	switch e.Kind {
 	case "dir":
-		step("remove")
-		err := os.Remove(full)
-		switch {
-		case err == nil:
-			res.Removed = append(res.Removed, e.Path+"/")
-		case errors.Is(err, fs.ErrNotExist):
-		case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
-			res.Notes = append(res.Notes, fmt.Sprintf("left directory %q: ecr-ptc created it but it holds files now", e.Path))
-		default:
-			return true, fmt.Errorf("remove %q: %w", e.Path, err)
-		}
-		return false, nil
+		return undoDir(root, e, res)
 	case "created":
-		cur, ok, err := ReadTarget(root, e.Path)
-		if err != nil {
-			return true, err
-		}
-		if !ok {
-			return false, nil
-		}
-		if isManaged(cur) && filepath.Base(e.Path) == "hosts.toml" {
-			// A hosts.toml ecr-ptc created in which someone added hosts
-			// outside ecr-ptc's part: keep their hosts, drop the shim.
-			if orig, err := OriginalHostsTOML(cur); err == nil && orig != nil {
-				if err := writeAtomic(full, orig, 0o644, nil); err != nil {
-					return true, fmt.Errorf("write %q: %w", e.Path, err)
-				}
-				res.Restored = append(res.Restored, e.Path)
-				res.Notes = append(res.Notes, fmt.Sprintf("kept %q with the hosts someone added to it, without the shim", e.Path))
-				return false, nil
-			}
-		}
-		if !e.ours(sum(cur)) && !force {
-			res.Kept = append(res.Kept, e.Path)
-			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc created it; delete it yourself or run with --force", e.Path))
-			return true, nil
-		}
-		step("remove")
-		if err := os.Remove(full); err != nil {
-			return true, fmt.Errorf("remove %q: %w", e.Path, err)
-		}
-		atomicfile.SyncDir(filepath.Dir(full))
-		res.Removed = append(res.Removed, e.Path)
-		return false, nil
+		return undoCreated(root, e, force, res)
 	case "modified":
-		cur, ok, err := ReadTarget(root, e.Path)
-		if err != nil {
-			return true, err
-		}
-		if ok && bytes.Equal(cur, backup) {
-			// Never replaced, or restored before a crash: mode and owner
-			// may still be missing.
-			step("chmod")
-			if err := os.Chmod(full, e.Mode); err != nil {
-				return true, err
-			}
-			if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
-				return true, err
-			}
-			return false, nil
-		}
-		if ok && !e.ours(sum(cur)) && !force {
-			res.Kept = append(res.Kept, e.Path)
-			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc wrote it; its original is %q (run with --force to restore it)", e.Path, UndoDir+"/backups/"+e.Backup))
-			return true, nil
-		}
-		if _, err := mkdirAll(root, filepath.Dir(e.Path), 0o755); err != nil {
-			return true, err
-		}
-		if err := writeAtomic(full, backup, e.Mode, nil); err != nil {
-			return true, fmt.Errorf("restore %q: %w", e.Path, err)
-		}
-		if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return true, err
-		}
-		res.Restored = append(res.Restored, e.Path)
-		return false, nil
+		return undoModified(root, e, backup, force, res)
 	}
 	return true, fmt.Errorf("undo journal entry for %q has unknown kind %q", e.Path, e.Kind)
+}
+
+// undoDir removes a directory Apply created, unless it holds files now.
+func undoDir(root string, e entry, res *Result) (bool, error) {
+	step("remove")
+	err := os.Remove(inRoot(root, e.Path))
+	switch {
+	case err == nil:
+		res.Removed = append(res.Removed, e.Path+"/")
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+		res.Notes = append(res.Notes, fmt.Sprintf("left directory %q: ecr-ptc created it but it holds files now", e.Path))
+	default:
+		return true, fmt.Errorf("remove %q: %w", e.Path, err)
+	}
+	return false, nil
+}
+
+// undoCreated removes a file Apply created, unless it changed since and
+// force is not set. A hosts.toml to which someone added hosts keeps them.
+func undoCreated(root string, e entry, force bool, res *Result) (bool, error) {
+	full := inRoot(root, e.Path)
+	cur, ok, err := ReadTarget(root, e.Path)
+	if err != nil {
+		return true, err
+	}
+	if !ok {
+		return false, nil
+	}
+	if done, err := keepAddedHosts(full, e, cur, res); done || err != nil {
+		return err != nil, err
+	}
+	if !e.ours(sum(cur)) && !force {
+		res.Kept = append(res.Kept, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc created it; delete it yourself or run with --force", e.Path))
+		return true, nil
+	}
+	step("remove")
+	if err := os.Remove(full); err != nil {
+		return true, fmt.Errorf("remove %q: %w", e.Path, err)
+	}
+	atomicfile.SyncDir(filepath.Dir(full))
+	res.Removed = append(res.Removed, e.Path)
+	return false, nil
+}
+
+// keepAddedHosts rewrites a hosts.toml ecr-ptc created in which someone
+// added hosts outside ecr-ptc's part: their hosts stay, the shim goes. It
+// reports whether cur was such a file.
+func keepAddedHosts(full string, e entry, cur []byte, res *Result) (bool, error) {
+	if !isManaged(cur) || filepath.Base(e.Path) != "hosts.toml" {
+		return false, nil
+	}
+	if orig, err := OriginalHostsTOML(cur); err == nil && orig != nil {
+		if err := writeAtomic(full, orig, 0o644, nil); err != nil {
+			return true, fmt.Errorf("write %q: %w", e.Path, err)
+		}
+		res.Restored = append(res.Restored, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q with the hosts someone added to it, without the shim", e.Path))
+		return true, nil
+	}
+	return false, nil
+}
+
+// undoModified puts back the original bytes, mode and owner of a file
+// Apply replaced, unless it changed since and force is not set.
+func undoModified(root string, e entry, backup []byte, force bool, res *Result) (bool, error) {
+	full := inRoot(root, e.Path)
+	cur, ok, err := ReadTarget(root, e.Path)
+	if err != nil {
+		return true, err
+	}
+	if ok && bytes.Equal(cur, backup) {
+		// Never replaced, or restored before a crash: mode and owner
+		// may still be missing.
+		step("chmod")
+		if err := os.Chmod(full, e.Mode); err != nil {
+			return true, err
+		}
+		if err := e.chown(full); err != nil {
+			return true, err
+		}
+		return false, nil
+	}
+	if ok && !e.ours(sum(cur)) && !force {
+		res.Kept = append(res.Kept, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc wrote it; its original is %q (run with --force to restore it)", e.Path, UndoDir+"/backups/"+e.Backup))
+		return true, nil
+	}
+	if _, err := mkdirAll(root, filepath.Dir(e.Path), 0o755); err != nil {
+		return true, err
+	}
+	if err := writeAtomic(full, backup, e.Mode, nil); err != nil {
+		return true, fmt.Errorf("restore %q: %w", e.Path, err)
+	}
+	if err := e.chown(full); err != nil {
+		return true, err
+	}
+	res.Restored = append(res.Restored, e.Path)
+	return false, nil
+}
+
+// chown gives full the original owner of e, when the process may.
+func (e *entry) chown(full string) error {
+	if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
 }
 
 // lockWait is how long lockRoot waits for another ecr-ptc to finish.
