@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -148,12 +149,7 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 func (c *CA) Minted() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.leaves))
-	for h := range c.leaves {
-		out = append(out, h)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(c.leaves))
 }
 
 func randomSerial() (*big.Int, error) {
