@@ -43,6 +43,10 @@ type Change struct {
 	// Owned marks ecr-ptc's own state (the saved rule set): Undo removes or
 	// restores it even when it changed after Apply wrote it.
 	Owned bool
+	// Secret names what a root-only (0600) secret file holds, such as "ECDSA
+	// P-256 private key"; Plan.Diff then shows a stand-in saying so instead
+	// of the bytes. Empty for files anyone may read.
+	Secret string
 }
 
 // Changed reports whether applying the change alters the file.
@@ -69,17 +73,44 @@ func (p Plan) Changed() bool {
 	return slices.ContainsFunc(p.Changes, Change.Changed)
 }
 
-// Diff returns the unified diffs of the files the plan changes.
+// Diff returns the unified diffs of the files the plan changes, for a dry
+// run. The content of a Secret file never appears: a stand-in line names
+// what it holds.
 func (p Plan) Diff() string {
 	var b bytes.Buffer
 	for _, c := range p.Changes {
-		if c.Changed() && c.Remove {
-			b.WriteString(UnifiedDiff(c.Path, c.Old, nil, c.Exists))
-		} else if c.Changed() {
-			b.WriteString(UnifiedDiff(c.Path, c.Old, c.New, c.Exists))
+		if !c.Changed() {
+			continue
 		}
+		old, cur := c.shown()
+		if c.Remove {
+			cur = nil
+		}
+		b.WriteString(UnifiedDiff(c.Path, old, cur, c.Exists))
 	}
 	return b.String()
+}
+
+// shown returns the old and new content of c as a diff may print them: a
+// Secret file's content is replaced by a stand-in, "the current" one for
+// bytes that stay and "a new" one for bytes that change.
+func (c Change) shown() (old, cur []byte) {
+	if c.Secret == "" {
+		return c.Old, c.New
+	}
+	which := "the current"
+	if !bytes.Equal(c.Old, c.New) {
+		which = "a new"
+	}
+	return standIn(c.Old, "the current", c.Secret), standIn(c.New, which, c.Secret)
+}
+
+// standIn stands in for the content b of a root-only secret file.
+func standIn(b []byte, which, secret string) []byte {
+	if b == nil {
+		return nil
+	}
+	return []byte("(" + which + " " + secret + ", mode 0600, root only)\n")
 }
 
 // Result lists what Apply or Undo did, by path on the configured system.
@@ -357,11 +388,11 @@ func (j *journal) onlyJournalBelow(root, dir string) bool {
 			only = false
 			return fs.SkipAll
 		}
-		sys := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
-		if root == "/" {
-			sys = p
-		}
+		sys, serr := SystemPath(root, p)
 		switch {
+		case serr != nil:
+			only = false
+			return fs.SkipAll
 		case d.IsDir() && slices.Contains(j.Dirs, sys):
 		case sys == UndoDir || sys == UndoDir+"/backups":
 		case !d.IsDir() && (filepath.Dir(sys) == UndoDir || filepath.Dir(sys) == UndoDir+"/backups"):
@@ -418,12 +449,75 @@ type pending struct {
 // are removed. Files that would not change are not touched, so applying the
 // same plans twice writes nothing the second time.
 func Apply(root string, plans ...Plan) (Result, error) {
-	var res Result
 	unlock, err := lockRoot(root)
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
 	defer unlock()
+	a, err := prepareApply(root, plans)
+	if err != nil || len(a.todo) == 0 {
+		return Result{}, err
+	}
+	// The journal comes first: after it, every change is reversible.
+	if a.newJournal {
+		if err := a.j.create(root); err != nil {
+			return Result{}, err
+		}
+	}
+	for _, stepFn := range []func() error{a.writeJournal, a.makeDirs, a.stage, a.renameIn} {
+		if err := stepFn(); err != nil {
+			a.rollBack()
+			return Result{}, err
+		}
+	}
+	return a.res, nil
+}
+
+// applying is the state of one Apply: the files it changes, the journal
+// and what it added to the tree so far, which rollBack takes out again.
+type applying struct {
+	root       string
+	todo       []*pending
+	j          *journal
+	oldJournal []byte // the journal's bytes before, nil when there was none
+	newJournal bool
+	newBackups []string
+	newDirs    []string
+	res        Result
+}
+
+// prepareApply checks every target of plans and the journal, and removes
+// what a killed run left behind. It writes nothing else.
+func prepareApply(root string, plans []Plan) (*applying, error) {
+	todo, paths, err := checkTargets(root, plans)
+	if err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		if err := checkParents(root, journalFile); err != nil {
+			return nil, err
+		}
+	}
+	j, oldJournal, err := loadJournal(root)
+	if err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		if err := checkReplaceable(root, journalFile, oldJournal != nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range j.Entries {
+		paths = append(paths, e.Path)
+	}
+	cleanStaleAll(root, paths)
+	return &applying{root: root, todo: todo, j: j, oldJournal: oldJournal, newJournal: oldJournal == nil}, nil
+}
+
+// checkTargets re-reads the target of every change of plans, which must
+// still be what the plan read, and checks it can be replaced. It returns
+// the changes that alter their file and the paths of all of them.
+func checkTargets(root string, plans []Plan) ([]*pending, []string, error) {
 	var todo []*pending
 	var paths []string
 	for _, p := range plans {
@@ -432,129 +526,107 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			if !c.Changed() {
 				continue
 			}
-			// Re-check the target: it must still be what the plan read.
 			cur, ok, err := ReadTarget(root, c.Path)
 			if err != nil {
-				return res, err
+				return nil, nil, err
 			}
 			if ok != c.Exists || !bytes.Equal(cur, c.Old) {
-				return res, fmt.Errorf("%q changed while ecr-ptc was planning its edit: run again", c.Path)
+				return nil, nil, fmt.Errorf("%q changed while ecr-ptc was planning its edit: run again", c.Path)
 			}
 			if err := checkReplaceable(root, c.Path, c.Exists); err != nil {
-				return res, err
+				return nil, nil, err
 			}
 			todo = append(todo, &pending{c: c, component: p.Component, full: inRoot(root, c.Path)})
 		}
 	}
-	if len(todo) > 0 {
-		if err := checkParents(root, journalFile); err != nil {
-			return res, err
-		}
-	}
-	j, oldJournal, err := loadJournal(root)
-	if err != nil {
-		return res, err
-	}
-	if len(todo) > 0 {
-		if err := checkReplaceable(root, journalFile, oldJournal != nil); err != nil {
-			return res, err
-		}
-	}
-	for _, e := range j.Entries {
-		paths = append(paths, e.Path)
-	}
-	cleanStaleAll(root, paths)
-	if len(todo) == 0 {
-		return res, nil
-	}
+	return todo, paths, nil
+}
 
-	// The journal comes first: after it, every change is reversible.
-	newJournal := oldJournal == nil
-	if newJournal {
-		if err := j.create(root); err != nil {
-			return res, err
+// writeJournal records every change in the journal, with a backup of each
+// file that existed, and saves it before any target changes.
+func (a *applying) writeJournal() error {
+	for _, t := range a.todo {
+		if err := a.record(t); err != nil {
+			return err
 		}
 	}
-	var newBackups, newDirs []string
-	rollback := func(cause error) (Result, error) {
-		for i := len(todo) - 1; i >= 0; i-- {
-			t := todo[i]
-			if t.staged != nil {
-				t.staged.Discard()
-			}
-			if !t.done {
-				continue
-			}
-			if t.c.Exists {
-				_ = atomicfile.Write(t.full, t.c.Old, t.cur.Mode().Perm(), t.cur)
-			} else {
-				_ = os.Remove(t.full)
-			}
-		}
-		for i := len(newDirs) - 1; i >= 0; i-- {
-			_ = os.Remove(inRoot(root, newDirs[i]))
-		}
-		for _, b := range newBackups {
-			_ = os.Remove(inRoot(root, UndoDir+"/backups/"+b))
-		}
-		if newJournal {
-			_ = j.remove(root)
-		} else {
-			_ = atomicfile.Write(journalPath(root), oldJournal, 0o600, nil)
-		}
-		return Result{}, cause
-	}
-	for _, t := range todo {
-		c := t.c
-		if c.Exists {
-			if t.cur, err = os.Lstat(t.full); err != nil {
-				return rollback(fmt.Errorf("%q: %w", c.Path, err))
-			}
-		}
-		dirs, err := missingDirs(root, filepath.Dir(c.Path))
-		if err != nil {
-			return rollback(err)
-		}
-		for _, d := range dirs {
-			if !j.hasDir(d) {
-				j.Entries = append(j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
-			}
-			if !slices.Contains(newDirs, d) {
-				newDirs = append(newDirs, d)
-			}
-		}
-		e := j.find(c.Path)
-		switch {
-		case e == nil:
-			j.Entries = append(j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created", Owned: c.Owned})
-			e = &j.Entries[len(j.Entries)-1]
-			if t.cur != nil {
-				if err := j.backup(root, e, t.cur, c.Old); err != nil {
-					return rollback(err)
-				}
-				newBackups = append(newBackups, e.Backup)
-			}
-		case t.cur != nil && e.Written != "" && !e.ours(sum(c.Old)) && sum(c.Old) != e.Original:
-			res.Notes = append(res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
-		}
-		if e.Written != "" && e.Written != sum(c.New) {
-			e.Prev = e.Written
-		}
-		e.Written = sum(c.New)
-		if c.Remove {
-			e.Written = ""
+	return a.j.save(a.root)
+}
+
+// record adds t, and the directories it needs, to the journal.
+func (a *applying) record(t *pending) error {
+	c := t.c
+	if c.Exists {
+		var err error
+		if t.cur, err = os.Lstat(t.full); err != nil {
+			return fmt.Errorf("%q: %w", c.Path, err)
 		}
 	}
-	if err := j.save(root); err != nil {
-		return rollback(err)
+	if err := a.recordDirs(t); err != nil {
+		return err
 	}
-	for _, d := range newDirs {
+	e := a.j.find(c.Path)
+	switch {
+	case e == nil:
+		a.j.Entries = append(a.j.Entries, entry{Component: t.component, Path: c.Path, Kind: "created", Owned: c.Owned})
+		e = &a.j.Entries[len(a.j.Entries)-1]
+		if t.cur != nil {
+			if err := a.j.backup(a.root, e, t.cur, c.Old); err != nil {
+				return err
+			}
+			a.newBackups = append(a.newBackups, e.Backup)
+		}
+	case t.cur != nil && e.Written != "" && !e.ours(sum(c.Old)) && sum(c.Old) != e.Original:
+		a.res.Notes = append(a.res.Notes, fmt.Sprintf("%q changed after ecr-ptc last wrote it: the new version keeps those changes, but --undo returns the file to how it was before ecr-ptc (a hosts.toml keeps hosts added outside ecr-ptc's part)", c.Path))
+	}
+	e.wrote(c)
+	return nil
+}
+
+// wrote records that Apply writes c's new bytes (or removes the file).
+func (e *entry) wrote(c Change) {
+	if e.Written != "" && e.Written != sum(c.New) {
+		e.Prev = e.Written
+	}
+	e.Written = sum(c.New)
+	if c.Remove {
+		e.Written = ""
+	}
+}
+
+// recordDirs adds the missing directories of t's target to the journal
+// and to those makeDirs creates.
+func (a *applying) recordDirs(t *pending) error {
+	dirs, err := missingDirs(a.root, filepath.Dir(t.c.Path))
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if !a.j.hasDir(d) {
+			a.j.Entries = append(a.j.Entries, entry{Component: t.component, Path: d, Kind: "dir"})
+		}
+		if !slices.Contains(a.newDirs, d) {
+			a.newDirs = append(a.newDirs, d)
+		}
+	}
+	return nil
+}
+
+// makeDirs creates the directories the new files need.
+func (a *applying) makeDirs() error {
+	for _, d := range a.newDirs {
 		step("mkdir")
-		if err := os.Mkdir(inRoot(root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return rollback(fmt.Errorf("create directory %q: %w", d, err))
+		if err := os.Mkdir(inRoot(a.root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory %q: %w", d, err)
 		}
 	}
-	for _, t := range todo {
+	return nil
+}
+
+// stage writes every new file next to its target, with the mode and owner
+// of the file it replaces (or its plan's mode, 0644 by default).
+func (a *applying) stage() error {
+	for _, t := range a.todo {
 		if t.c.Remove {
 			continue
 		}
@@ -566,33 +638,75 @@ func Apply(root string, plans ...Plan) (Result, error) {
 			mode = t.cur.Mode().Perm()
 		}
 		step("stage")
+		var err error
 		if t.staged, err = atomicfile.Stage(t.full, t.c.New, mode, t.cur); err != nil {
-			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
+			return fmt.Errorf("write %q: %w", t.c.Path, err)
 		}
 	}
-	for _, t := range todo {
+	return nil
+}
+
+// renameIn renames the staged files over their targets and removes the
+// files the plans remove.
+func (a *applying) renameIn() error {
+	for _, t := range a.todo {
 		step("commit")
 		if t.c.Remove {
 			if err := os.Remove(t.full); err != nil {
-				return rollback(fmt.Errorf("remove %q: %w", t.c.Path, err))
+				return fmt.Errorf("remove %q: %w", t.c.Path, err)
 			}
 			atomicfile.SyncDir(filepath.Dir(t.full))
 			t.done = true
-			res.Removed = append(res.Removed, t.c.Path)
+			a.res.Removed = append(a.res.Removed, t.c.Path)
 			continue
 		}
 		if err := t.staged.Commit(); err != nil {
 			t.staged = nil
-			return rollback(fmt.Errorf("write %q: %w", t.c.Path, err))
+			return fmt.Errorf("write %q: %w", t.c.Path, err)
 		}
 		t.staged, t.done = nil, true
 		if t.c.Exists {
-			res.Written = append(res.Written, t.c.Path)
+			a.res.Written = append(a.res.Written, t.c.Path)
 		} else {
-			res.Created = append(res.Created, t.c.Path)
+			a.res.Created = append(a.res.Created, t.c.Path)
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// rollBack puts back what was renamed in, discards what was staged, removes
+// the directories and backups made, and returns the journal to what it was.
+func (a *applying) rollBack() {
+	for i := len(a.todo) - 1; i >= 0; i-- {
+		a.todo[i].undo()
+	}
+	for i := len(a.newDirs) - 1; i >= 0; i-- {
+		_ = os.Remove(inRoot(a.root, a.newDirs[i]))
+	}
+	for _, b := range a.newBackups {
+		_ = os.Remove(inRoot(a.root, UndoDir+"/backups/"+b))
+	}
+	if a.newJournal {
+		_ = a.j.remove(a.root)
+	} else {
+		_ = atomicfile.Write(journalPath(a.root), a.oldJournal, 0o600, nil)
+	}
+}
+
+// undo discards t's staged file and, when it was renamed in, puts the
+// original back.
+func (t *pending) undo() {
+	if t.staged != nil {
+		t.staged.Discard()
+	}
+	if !t.done {
+		return
+	}
+	if t.c.Exists {
+		_ = atomicfile.Write(t.full, t.c.Old, t.cur.Mode().Perm(), t.cur)
+	} else {
+		_ = os.Remove(t.full)
+	}
 }
 
 // backup makes e a "modified" entry whose original is old, with cur's mode
@@ -687,41 +801,68 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	var paths []string
-	for _, e := range j.Entries {
-		paths = append(paths, e.Path)
-	}
-	cleanStaleAll(root, paths)
+	cleanStaleAll(root, j.paths())
 	if data == nil {
 		res.Notes = append(res.Notes, "nothing to undo: no journal at "+UndoDir)
 		return res, nil
 	}
 	selected := func(e entry) bool { return len(components) == 0 || slices.Contains(components, e.Component) }
-	// Check every backup before changing anything.
+	backups, err := j.readBackups(root, selected)
+	if err != nil {
+		return res, err
+	}
+	left, dropped, err := j.reverse(root, selected, backups, force, &res)
+	if err != nil {
+		return res, err
+	}
+	if len(left) == len(j.Entries) && len(left) > 0 {
+		return res, nil // nothing reversed: the journal stays as it is
+	}
+	j.Entries = left
+	return res, j.shorten(root, dropped)
+}
+
+// paths lists the paths of the journal's entries.
+func (j *journal) paths() []string {
+	var out []string
+	for _, e := range j.Entries {
+		out = append(out, e.Path)
+	}
+	return out
+}
+
+// readBackups reads the original of every selected "modified" entry, so
+// that Undo checks them all before it changes anything.
+func (j *journal) readBackups(root string, selected func(entry) bool) (map[string][]byte, error) {
 	backups := map[string][]byte{}
 	for _, e := range j.Entries {
-		if selected(e) && e.Kind == "modified" {
-			b, ok, err := ReadTarget(root, UndoDir+"/backups/"+e.Backup)
-			if err != nil {
-				return res, fmt.Errorf("the original of %q cannot be read (%w): restore it by hand", e.Path, err)
-			}
-			if !ok {
-				return res, fmt.Errorf("the original of %q is missing from %q: restore it by hand", e.Path, UndoDir+"/backups")
-			}
-			backups[e.Backup] = b
+		if !selected(e) || e.Kind != "modified" {
+			continue
 		}
+		b, ok, err := ReadTarget(root, UndoDir+"/backups/"+e.Backup)
+		if err != nil {
+			return nil, fmt.Errorf("the original of %q cannot be read (%w): restore it by hand", e.Path, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("the original of %q is missing from %q: restore it by hand", e.Path, UndoDir+"/backups")
+		}
+		backups[e.Backup] = b
 	}
-	var left []entry
-	var dropped []entry
+	return backups, nil
+}
+
+// reverse undoes the selected entries, newest first, and returns the
+// entries that stay in the journal, in journal order, and those dropped.
+func (j *journal) reverse(root string, selected func(entry) bool, backups map[string][]byte, force bool, res *Result) (left, dropped []entry, err error) {
 	for i := len(j.Entries) - 1; i >= 0; i-- {
 		e := j.Entries[i]
 		if !selected(e) {
 			left = append(left, e)
 			continue
 		}
-		keep, err := undoEntry(root, e, backups[e.Backup], force, &res)
+		keep, err := undoEntry(root, e, backups[e.Backup], force, res)
 		if err != nil {
-			return res, err
+			return nil, nil, err
 		}
 		if keep {
 			left = append(left, e)
@@ -730,117 +871,155 @@ func Undo(root string, force bool, components ...string) (Result, error) {
 		}
 	}
 	slices.Reverse(left)
-	if len(left) == len(j.Entries) && len(left) > 0 {
-		return res, nil // nothing reversed: the journal stays as it is
-	}
-	j.Entries = left
-	// Shorten the journal before its dropped backups go, so that a crash
-	// in between never leaves an entry without its original.
+	return left, dropped, nil
+}
+
+// shorten saves the journal without the dropped entries, then removes their
+// backups, and removes the journal when it is empty. The journal is saved
+// before the backups go, so that a crash in between never leaves an entry
+// without its original.
+func (j *journal) shorten(root string, dropped []entry) error {
 	if len(j.Entries) > 0 || len(dropped) > 0 {
 		if err := j.save(root); err != nil {
-			return res, err
+			return err
 		}
 	}
 	for _, e := range dropped {
-		if e.Backup != "" {
-			step("remove")
-			if err := os.Remove(inRoot(root, UndoDir+"/backups/"+e.Backup)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return res, err
-			}
+		if e.Backup == "" {
+			continue
+		}
+		step("remove")
+		if err := os.Remove(inRoot(root, UndoDir+"/backups/"+e.Backup)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	if len(j.Entries) > 0 {
-		return res, nil
+		return nil
 	}
-	return res, j.remove(root)
+	return j.remove(root)
 }
 
 // undoEntry reverses one journal entry and reports whether it must stay in
 // the journal.
 func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bool, error) {
-	full := inRoot(root, e.Path)
 	force = force || e.Owned
 	switch e.Kind {
 	case "dir":
-		step("remove")
-		err := os.Remove(full)
-		switch {
-		case err == nil:
-			res.Removed = append(res.Removed, e.Path+"/")
-		case errors.Is(err, fs.ErrNotExist):
-		case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
-			res.Notes = append(res.Notes, fmt.Sprintf("left directory %q: ecr-ptc created it but it holds files now", e.Path))
-		default:
-			return true, fmt.Errorf("remove %q: %w", e.Path, err)
-		}
-		return false, nil
+		return undoDir(root, e, res)
 	case "created":
-		cur, ok, err := ReadTarget(root, e.Path)
-		if err != nil {
-			return true, err
-		}
-		if !ok {
-			return false, nil
-		}
-		if isManaged(cur) && filepath.Base(e.Path) == "hosts.toml" {
-			// A hosts.toml ecr-ptc created in which someone added hosts
-			// outside ecr-ptc's part: keep their hosts, drop the shim.
-			if orig, err := OriginalHostsTOML(cur); err == nil && orig != nil {
-				if err := writeAtomic(full, orig, 0o644, nil); err != nil {
-					return true, fmt.Errorf("write %q: %w", e.Path, err)
-				}
-				res.Restored = append(res.Restored, e.Path)
-				res.Notes = append(res.Notes, fmt.Sprintf("kept %q with the hosts someone added to it, without the shim", e.Path))
-				return false, nil
-			}
-		}
-		if !e.ours(sum(cur)) && !force {
-			res.Kept = append(res.Kept, e.Path)
-			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc created it; delete it yourself or run with --force", e.Path))
-			return true, nil
-		}
-		step("remove")
-		if err := os.Remove(full); err != nil {
-			return true, fmt.Errorf("remove %q: %w", e.Path, err)
-		}
-		atomicfile.SyncDir(filepath.Dir(full))
-		res.Removed = append(res.Removed, e.Path)
-		return false, nil
+		return undoCreated(root, e, force, res)
 	case "modified":
-		cur, ok, err := ReadTarget(root, e.Path)
-		if err != nil {
-			return true, err
-		}
-		if ok && bytes.Equal(cur, backup) {
-			// Never replaced, or restored before a crash: mode and owner
-			// may still be missing.
-			step("chmod")
-			if err := os.Chmod(full, e.Mode); err != nil {
-				return true, err
-			}
-			if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
-				return true, err
-			}
-			return false, nil
-		}
-		if ok && !e.ours(sum(cur)) && !force {
-			res.Kept = append(res.Kept, e.Path)
-			res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc wrote it; its original is %q (run with --force to restore it)", e.Path, UndoDir+"/backups/"+e.Backup))
-			return true, nil
-		}
-		if _, err := mkdirAll(root, filepath.Dir(e.Path), 0o755); err != nil {
-			return true, err
-		}
-		if err := writeAtomic(full, backup, e.Mode, nil); err != nil {
-			return true, fmt.Errorf("restore %q: %w", e.Path, err)
-		}
-		if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return true, err
-		}
-		res.Restored = append(res.Restored, e.Path)
-		return false, nil
+		return undoModified(root, e, backup, force, res)
 	}
 	return true, fmt.Errorf("undo journal entry for %q has unknown kind %q", e.Path, e.Kind)
+}
+
+// undoDir removes a directory Apply created, unless it holds files now.
+func undoDir(root string, e entry, res *Result) (bool, error) {
+	step("remove")
+	err := os.Remove(inRoot(root, e.Path))
+	switch {
+	case err == nil:
+		res.Removed = append(res.Removed, e.Path+"/")
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+		res.Notes = append(res.Notes, fmt.Sprintf("left directory %q: ecr-ptc created it but it holds files now", e.Path))
+	default:
+		return true, fmt.Errorf("remove %q: %w", e.Path, err)
+	}
+	return false, nil
+}
+
+// undoCreated removes a file Apply created, unless it changed since and
+// force is not set. A hosts.toml to which someone added hosts keeps them.
+func undoCreated(root string, e entry, force bool, res *Result) (bool, error) {
+	full := inRoot(root, e.Path)
+	cur, ok, err := ReadTarget(root, e.Path)
+	if err != nil {
+		return true, err
+	}
+	if !ok {
+		return false, nil
+	}
+	if done, err := keepAddedHosts(full, e, cur, res); done || err != nil {
+		return err != nil, err
+	}
+	if !e.ours(sum(cur)) && !force {
+		res.Kept = append(res.Kept, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc created it; delete it yourself or run with --force", e.Path))
+		return true, nil
+	}
+	step("remove")
+	if err := os.Remove(full); err != nil {
+		return true, fmt.Errorf("remove %q: %w", e.Path, err)
+	}
+	atomicfile.SyncDir(filepath.Dir(full))
+	res.Removed = append(res.Removed, e.Path)
+	return false, nil
+}
+
+// keepAddedHosts rewrites a hosts.toml ecr-ptc created in which someone
+// added hosts outside ecr-ptc's part: their hosts stay, the shim goes. It
+// reports whether cur was such a file.
+func keepAddedHosts(full string, e entry, cur []byte, res *Result) (bool, error) {
+	if !isManaged(cur) || filepath.Base(e.Path) != "hosts.toml" {
+		return false, nil
+	}
+	if orig, err := OriginalHostsTOML(cur); err == nil && orig != nil {
+		if err := writeAtomic(full, orig, 0o644, nil); err != nil {
+			return true, fmt.Errorf("write %q: %w", e.Path, err)
+		}
+		res.Restored = append(res.Restored, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q with the hosts someone added to it, without the shim", e.Path))
+		return true, nil
+	}
+	return false, nil
+}
+
+// undoModified puts back the original bytes, mode and owner of a file
+// Apply replaced, unless it changed since and force is not set.
+func undoModified(root string, e entry, backup []byte, force bool, res *Result) (bool, error) {
+	full := inRoot(root, e.Path)
+	cur, ok, err := ReadTarget(root, e.Path)
+	if err != nil {
+		return true, err
+	}
+	if ok && bytes.Equal(cur, backup) {
+		// Never replaced, or restored before a crash: mode and owner
+		// may still be missing.
+		step("chmod")
+		if err := os.Chmod(full, e.Mode); err != nil {
+			return true, err
+		}
+		if err := e.chown(full); err != nil {
+			return true, err
+		}
+		return false, nil
+	}
+	if ok && !e.ours(sum(cur)) && !force {
+		res.Kept = append(res.Kept, e.Path)
+		res.Notes = append(res.Notes, fmt.Sprintf("kept %q: it changed after ecr-ptc wrote it; its original is %q (run with --force to restore it)", e.Path, UndoDir+"/backups/"+e.Backup))
+		return true, nil
+	}
+	if _, err := mkdirAll(root, filepath.Dir(e.Path), 0o755); err != nil {
+		return true, err
+	}
+	if err := writeAtomic(full, backup, e.Mode, nil); err != nil {
+		return true, fmt.Errorf("restore %q: %w", e.Path, err)
+	}
+	if err := e.chown(full); err != nil {
+		return true, err
+	}
+	res.Restored = append(res.Restored, e.Path)
+	return false, nil
+}
+
+// chown gives full the original owner of e, when the process may.
+func (e *entry) chown(full string) error {
+	if err := os.Lchown(full, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
 }
 
 // lockWait is how long lockRoot waits for another ecr-ptc to finish.

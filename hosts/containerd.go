@@ -99,18 +99,9 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 	if err != nil {
 		return ContainerdEdit{}, fmt.Errorf("invalid TOML: %w", err)
 	}
-	version := 1
-	if v, ok := doc["version"]; ok {
-		n, ok := v.(int64)
-		if !ok {
-			return ContainerdEdit{}, fmt.Errorf("version = %v: want a number (2 for containerd 1.x, 3 or 4 for 2.x)", v)
-		}
-		version = int(n)
-	}
-	empty := len(doc) == 0
-	if empty {
-		// Only comments: adopt the version 2 schema, which changes no setting.
-		version = 2
+	version, err := containerdConfigVersion(doc)
+	if err != nil {
+		return ContainerdEdit{}, err
 	}
 	plugin, err := criPlugin(version)
 	if err != nil {
@@ -119,32 +110,15 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 	regKey := []string{"plugins", plugin, "registry"}
 	ed := ContainerdEdit{Version: version, Table: tomlKeyPath(regKey...)}
 
-	if reg, ok := lookup(doc, regKey...); ok {
-		rt, ok := reg.(map[string]any)
-		if !ok {
-			return ContainerdEdit{}, fmt.Errorf("%s is not a table", ed.Table)
-		}
-		if m, ok := rt["mirrors"].(map[string]any); ok && len(m) > 0 {
-			return ContainerdEdit{}, fmt.Errorf("%s.mirrors is set, and containerd refuses mirrors together with config_path: move each mirror into a hosts.toml under %q (see containerd docs/hosts.md), delete the mirrors tables and run again", ed.Table, certsDir)
-		}
+	if err := checkNoMirrors(doc, regKey, certsDir); err != nil {
+		return ContainerdEdit{}, err
 	}
-	if dp, ok := doc["disabled_plugins"].([]any); ok {
-		for _, p := range dp {
-			if s, _ := p.(string); s == plugin || s == "cri" || s == "io.containerd.grpc.v1.cri" {
-				ed.Notes = append(ed.Notes, "the CRI plugin is disabled in this config, so config_path only matters once it is enabled; ctr and nerdctl take --hosts-dir "+certsDir)
-				break
-			}
-		}
+	if criDisabled(doc, plugin) {
+		ed.Notes = append(ed.Notes, "the CRI plugin is disabled in this config, so config_path only matters once it is enabled; ctr and nerdctl take --hosts-dir "+certsDir)
 	}
-
-	cur := ""
-	curSet := false
-	if v, ok := lookup(doc, append(regKey, "config_path")...); ok {
-		s, ok := v.(string)
-		if !ok {
-			return ContainerdEdit{}, fmt.Errorf("%s.config_path = %v: want a string", ed.Table, v)
-		}
-		cur, curSet = s, true
+	cur, curSet, err := currentConfigPath(doc, regKey)
+	if err != nil {
+		return ContainerdEdit{}, err
 	}
 	// containerd 2.x's CRI pulls through the transfer service unless
 	// use_local_image_pull is set, and that path hands config_path whole to
@@ -169,17 +143,91 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 		ed.Notes = append(ed.Notes, fmt.Sprintf("config_path was %q: appended %q, so hosts.toml files in the directories before it take precedence for their registries", cur, certsDir))
 	}
 
+	out, err := writeConfigPath(data, doc, regKey, want, curSet)
+	if err != nil {
+		return ContainerdEdit{}, err
+	}
+	ed.Data, ed.Changed, ed.ConfigPath = out, true, want
+	return ed, nil
+}
+
+// containerdConfigVersion returns the schema version of a decoded config:
+// its version key, 1 without one, and 2 for a config of only comments,
+// which adopts the version 2 schema (that changes no setting).
+func containerdConfigVersion(doc map[string]any) (int, error) {
+	if len(doc) == 0 {
+		return 2, nil
+	}
+	v, ok := doc["version"]
+	if !ok {
+		return 1, nil
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("version = %v: want a number (2 for containerd 1.x, 3 or 4 for 2.x)", v)
+	}
+	return int(n), nil
+}
+
+// checkNoMirrors fails when the registry table regKey is not a table or
+// sets the deprecated mirrors, which containerd refuses together with
+// config_path.
+func checkNoMirrors(doc map[string]any, regKey []string, certsDir string) error {
+	reg, ok := lookup(doc, regKey...)
+	if !ok {
+		return nil
+	}
+	table := tomlKeyPath(regKey...)
+	rt, ok := reg.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s is not a table", table)
+	}
+	if m, ok := rt["mirrors"].(map[string]any); ok && len(m) > 0 {
+		return fmt.Errorf("%s.mirrors is set, and containerd refuses mirrors together with config_path: move each mirror into a hosts.toml under %q (see containerd docs/hosts.md), delete the mirrors tables and run again", table, certsDir)
+	}
+	return nil
+}
+
+// criDisabled reports whether the config lists the CRI plugin in
+// disabled_plugins.
+func criDisabled(doc map[string]any, plugin string) bool {
+	dp, _ := doc["disabled_plugins"].([]any)
+	return slices.ContainsFunc(dp, func(p any) bool {
+		s, _ := p.(string)
+		return s == plugin || s == "cri" || s == "io.containerd.grpc.v1.cri"
+	})
+}
+
+// currentConfigPath returns the config_path of the registry table regKey
+// and whether it is set.
+func currentConfigPath(doc map[string]any, regKey []string) (string, bool, error) {
+	v, ok := lookup(doc, append(slices.Clone(regKey), "config_path")...)
+	if !ok {
+		return "", false, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", false, fmt.Errorf("%s.config_path = %v: want a string", tomlKeyPath(regKey...), v)
+	}
+	return s, true, nil
+}
+
+// writeConfigPath returns data with config_path = want in the registry
+// table regKey, and checks that the result decodes to doc with only that
+// value changed. A config of only comments gets the version 2 table added.
+func writeConfigPath(data []byte, doc map[string]any, regKey []string, want string, curSet bool) ([]byte, error) {
 	exprs, err := scanTOML(data)
 	if err != nil {
-		return ContainerdEdit{}, fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
+		return nil, fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
 	}
+	empty := len(doc) == 0
 	var out []byte
 	if empty {
 		out = slices.Clone(data)
 		if len(out) > 0 && out[len(out)-1] != '\n' {
 			out = append(out, '\n')
 		}
-		out = append(out, "version = 2\n\n["+ed.Table+"]\n  config_path = "+tomlString(want)+"\n"...)
+		out = append(out, "version = 2\n\n["+tomlKeyPath(regKey...)+"]\n  config_path = "+tomlString(want)+"\n"...)
 	} else {
 		out, err = spliceConfigPath(data, exprs, regKey, want, curSet)
 	}
@@ -187,10 +235,9 @@ func EditContainerdConfig(data []byte, certsDir string) (ContainerdEdit, error) 
 		err = verifyConfigPath(doc, out, regKey, want, empty)
 	}
 	if err != nil {
-		return ContainerdEdit{}, fmt.Errorf("cannot add config_path safely (%w): add config_path = %s under [%s] yourself", err, tomlString(want), ed.Table)
+		return nil, fmt.Errorf("cannot add config_path safely (%w): add config_path = %s under [%s] yourself", err, tomlString(want), tomlKeyPath(regKey...))
 	}
-	ed.Data, ed.Changed, ed.ConfigPath = out, true, want
-	return ed, nil
+	return out, nil
 }
 
 // spliceConfigPath sets config_path in the registry table regKey by editing

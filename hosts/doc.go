@@ -25,8 +25,21 @@
 // point completes the change; Undo, even after a crash, puts every file back
 // byte for byte and removes what Apply created, the journal included.
 //
-// The package must never write a file it has not parsed and validated first,
-// never touch a path outside the root it was given, and never change bytes
-// of a file that its edit does not need to change: comments, key order and
-// indentation of the files people wrote are kept.
+// Plans mark root-only secret files (the CA key, the shim's proxy
+// environment) with Change.Secret, and Plan.Diff, which renders dry runs,
+// shows a stand-in line for them instead of their bytes. SystemPath turns
+// a path below the root back into the path on the configured system.
+//
+// hosts owns the rendering of engine configs and their atomic, journaled,
+// undoable edits. It must never:
+//
+//   - touch a file outside the root it was given, or follow a link out of it;
+//   - write half a file: every file is staged and renamed in whole, after
+//     the journal records it, and a failure puts back what was renamed;
+//   - write a file it has not parsed and validated first, or change bytes
+//     its edit does not need to change: comments, key order and indentation
+//     of the files people wrote are kept;
+//   - print a secret file's content in a diff;
+//   - import proxy or mirror: the local CA it writes comes from localca,
+//     and the daemon's packages never need to be linked to edit a config.
 package hosts

@@ -80,43 +80,18 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 	if u, err := url.Parse(mirrorURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, false, fmt.Errorf("mirror URL %q: want http://host:port, such as %q", mirrorURL, DefaultMirrorURL)
 	}
-	orig, err := OriginalHostsTOML(existing)
+	orig, exprs, err := keptHostsTOML(existing)
 	if err != nil {
 		return nil, false, err
-	}
-	if len(bytes.TrimSpace(orig)) == 0 {
-		orig = nil // a blank file says nothing to keep
-	}
-	for _, line := range bytes.Split(orig, []byte("\n")) {
-		l := string(bytes.TrimSpace(line))
-		if l == strings.TrimSpace(beginMark) || l == strings.TrimSpace(endMark) {
-			return nil, false, fmt.Errorf("it contains ecr-ptc's marker line %q outside ecr-ptc's part: remove that line and run again", l)
-		}
-	}
-	if _, err := decodeTOML(orig); err != nil {
-		return nil, false, fmt.Errorf("invalid TOML: %w", err)
-	}
-	exprs, err := scanTOML(orig)
-	if err != nil {
-		return nil, false, fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
 	}
 	shim := HostURL(mirrorURL, upstream)
 	origHosts := hostOrder(exprs)
 	if err := validHostsFile(orig, origHosts); err != nil {
 		return nil, false, fmt.Errorf("not a hosts.toml containerd reads: %w", err)
 	}
-	hasServer := false
-	split := len(orig)
-	for _, x := range exprs {
-		if x.kind == unstable.KeyValue && len(x.key) == 1 && x.key[0] == "server" {
-			hasServer = true
-		}
-		if x.kind == unstable.KeyValue && len(x.key) >= 1 && x.key[0] == "host" && !inTable(exprs, x) {
-			return nil, false, errors.New("it defines \"host\" with a key/value instead of [host.\"...\"] tables, which containerd ignores; rewrite those hosts as tables and run again")
-		}
-		if (x.kind == unstable.Table || x.kind == unstable.ArrayTable) && x.lineStart < split {
-			split = x.lineStart
-		}
+	hasServer, split, err := topLevelPart(exprs, len(orig))
+	if err != nil {
+		return nil, false, err
 	}
 	if i := slices.Index(origHosts, shim); i >= 0 {
 		if i == 0 && !isManaged(existing) {
@@ -125,7 +100,63 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 		}
 		return nil, false, fmt.Errorf("it already lists the shim %q among its hosts; remove that [host] table and run again", shim)
 	}
+	out = mergeHostsTOML(upstream, shim, orig, split, hasServer)
+	if err := checkHostsTOML(out, append([]string{shim}, origHosts...)); err != nil {
+		return nil, false, fmt.Errorf("the merged hosts.toml would be wrong (%w); move the hand-written file aside and run again", err)
+	}
+	return out, !bytes.Equal(out, existing), nil
+}
 
+// keptHostsTOML returns the part of existing that is not ecr-ptc's (nil for
+// a blank one) and its expressions, refusing a part that is not valid TOML
+// or holds ecr-ptc's marker lines.
+func keptHostsTOML(existing []byte) ([]byte, []tomlExpr, error) {
+	orig, err := OriginalHostsTOML(existing)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(bytes.TrimSpace(orig)) == 0 {
+		orig = nil // a blank file says nothing to keep
+	}
+	for line := range bytes.SplitSeq(orig, []byte("\n")) {
+		l := string(bytes.TrimSpace(line))
+		if l == strings.TrimSpace(beginMark) || l == strings.TrimSpace(endMark) {
+			return nil, nil, fmt.Errorf("it contains ecr-ptc's marker line %q outside ecr-ptc's part: remove that line and run again", l)
+		}
+	}
+	if _, err := decodeTOML(orig); err != nil {
+		return nil, nil, fmt.Errorf("invalid TOML: %w", err)
+	}
+	exprs, err := scanTOML(orig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid TOML: %w", tomlPositionError(err))
+	}
+	return orig, exprs, nil
+}
+
+// topLevelPart reports whether a kept hosts.toml of size bytes sets server,
+// and where its top-level keys end (its first table). A host given as a
+// key/value instead of a table is an error: containerd ignores it.
+func topLevelPart(exprs []tomlExpr, size int) (hasServer bool, split int, err error) {
+	split = size
+	for _, x := range exprs {
+		if x.kind == unstable.KeyValue && len(x.key) == 1 && x.key[0] == "server" {
+			hasServer = true
+		}
+		if x.kind == unstable.KeyValue && len(x.key) >= 1 && x.key[0] == "host" && !inTable(exprs, x) {
+			return false, 0, errors.New("it defines \"host\" with a key/value instead of [host.\"...\"] tables, which containerd ignores; rewrite those hosts as tables and run again")
+		}
+		if (x.kind == unstable.Table || x.kind == unstable.ArrayTable) && x.lineStart < split {
+			split = x.lineStart
+		}
+	}
+	return hasServer, split, nil
+}
+
+// mergeHostsTOML renders the header, the kept top-level keys (orig up to
+// split), ecr-ptc's part with the shim's host table (and the server when
+// the kept part has none), then the kept tables.
+func mergeHostsTOML(upstream, shim string, orig []byte, split int, hasServer bool) []byte {
 	var b bytes.Buffer
 	b.WriteString(hostsHeader(upstream))
 	prefix := orig[:split]
@@ -146,12 +177,7 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 	}
 	b.WriteString(endMark)
 	b.Write(rest)
-	out = b.Bytes()
-
-	if err := checkHostsTOML(out, append([]string{shim}, origHosts...)); err != nil {
-		return nil, false, fmt.Errorf("the merged hosts.toml would be wrong (%w); move the hand-written file aside and run again", err)
-	}
-	return out, !bytes.Equal(out, existing), nil
+	return b.Bytes()
 }
 
 // OriginalHostsTOML returns the hosts.toml a file written by RenderHostsTOML
@@ -258,15 +284,32 @@ type hostsFileSchema struct {
 // a file failing any of them is dropped whole by containerd, which then
 // silently uses the registry's default host.
 func validHostFields(server string, h hostFields) error {
-	if server != "" {
-		s := server
-		if !strings.HasPrefix(s, "http") {
-			s = "https://" + s
-		}
-		if _, err := url.Parse(s); err != nil {
-			return fmt.Errorf("host %q: %w", server, err)
+	for _, check := range []func(string, hostFields) error{checkServerURL, checkCapabilities, checkCA, checkClient, checkHeaders, checkDialTimeout} {
+		if err := check(server, h); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// checkServerURL checks that server, with https:// when it has no scheme,
+// parses as a URL.
+func checkServerURL(server string, _ hostFields) error {
+	if server == "" {
+		return nil
+	}
+	s := server
+	if !strings.HasPrefix(s, "http") {
+		s = "https://" + s
+	}
+	if _, err := url.Parse(s); err != nil {
+		return fmt.Errorf("host %q: %w", server, err)
+	}
+	return nil
+}
+
+// checkCapabilities checks that every capability is one containerd knows.
+func checkCapabilities(server string, h hostFields) error {
 	for _, c := range h.Capabilities {
 		switch strings.ToLower(c) {
 		case "pull", "resolve", "push", "referrers":
@@ -274,25 +317,25 @@ func validHostFields(server string, h hostFields) error {
 			return fmt.Errorf("host %q: unknown capability %q", server, c)
 		}
 	}
-	strs := func(v any) bool {
-		l, ok := v.([]any)
-		if !ok {
-			return false
-		}
-		for _, e := range l {
-			if _, ok := e.(string); !ok {
-				return false
-			}
-		}
-		return true
-	}
+	return nil
+}
+
+// checkCA checks that ca is a path or a list of paths.
+func checkCA(server string, h hostFields) error {
 	switch v := h.CACert.(type) {
 	case nil, string:
 	default:
-		if !strs(v) {
+		if !isStringList(v) {
 			return fmt.Errorf("host %q: ca must be a path or a list of paths", server)
 		}
 	}
+	return nil
+}
+
+// checkClient checks that client is a path, or a list of paths and
+// [certificate, key] pairs.
+func checkClient(server string, h hostFields) error {
+	bad := fmt.Errorf("host %q: client must be paths or [certificate, key] pairs", server)
 	switch v := h.Client.(type) {
 	case nil, string:
 	case []any:
@@ -300,24 +343,49 @@ func validHostFields(server string, h hostFields) error {
 			if _, ok := e.(string); ok {
 				continue
 			}
-			if !strs(e) || len(e.([]any)) != 2 {
-				return fmt.Errorf("host %q: client must be paths or [certificate, key] pairs", server)
+			if !isStringList(e) || len(e.([]any)) != 2 {
+				return bad
 			}
 		}
 	default:
-		return fmt.Errorf("host %q: client must be paths or [certificate, key] pairs", server)
+		return bad
 	}
+	return nil
+}
+
+// checkHeaders checks that every header is a string or a list of strings.
+func checkHeaders(server string, h hostFields) error {
 	for k, v := range h.Header {
-		if _, ok := v.(string); !ok && !strs(v) {
+		if _, ok := v.(string); !ok && !isStringList(v) {
 			return fmt.Errorf("host %q: header %q must be a string or a list of strings", server, k)
 		}
 	}
-	if h.DialTimeout != "" {
-		if _, err := time.ParseDuration(h.DialTimeout); err != nil {
-			return fmt.Errorf("host %q: dial_timeout: %w", server, err)
-		}
+	return nil
+}
+
+// checkDialTimeout checks that dial_timeout, when set, is a Go duration.
+func checkDialTimeout(server string, h hostFields) error {
+	if h.DialTimeout == "" {
+		return nil
+	}
+	if _, err := time.ParseDuration(h.DialTimeout); err != nil {
+		return fmt.Errorf("host %q: dial_timeout: %w", server, err)
 	}
 	return nil
+}
+
+// isStringList reports whether v is a TOML array of strings.
+func isStringList(v any) bool {
+	l, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range l {
+		if _, ok := e.(string); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // validHostsFile decodes data as containerd does and applies its checks to

@@ -55,6 +55,17 @@ func resolve(root, p string) (string, error) {
 	return naive, nil
 }
 
+// SystemPath returns the path on the configured system of p, a path on
+// this machine below root: "/etc/docker" for "<root>/etc/docker". It fails
+// when p is not below root. With root "/", it returns p cleaned.
+func SystemPath(root, p string) (string, error) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%q is not below --root %q", p, root)
+	}
+	return filepath.Join("/", rel), nil
+}
+
 // evalExisting resolves the links of the longest existing prefix of p and
 // appends the missing rest.
 func evalExisting(p string) (string, error) {
@@ -125,7 +136,10 @@ func checkReplaceable(root, p string, exists bool) error {
 		}
 		dir = parent
 	}
-	rel := "/" + strings.TrimPrefix(strings.TrimPrefix(dir, root), "/")
+	rel, err := SystemPath(root, dir)
+	if err != nil {
+		rel = dir
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
 		return fmt.Errorf("%q cannot be written: %q is on a read-only mount: remount it read-write and run again", p, rel)

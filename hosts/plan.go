@@ -1,6 +1,7 @@
 package hosts
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,18 +154,10 @@ type DockerOptions struct {
 }
 
 func (o *DockerOptions) defaults() {
-	if o.DaemonJSON == "" {
-		o.DaemonJSON = DefaultDaemonJSON
-	}
-	if o.CertsDir == "" {
-		o.CertsDir = DefaultDockerCerts
-	}
-	if o.ClientConfig == "" {
-		o.ClientConfig = DefaultDockerConfig
-	}
-	if o.MirrorURL == "" {
-		o.MirrorURL = DefaultMirrorURL
-	}
+	o.DaemonJSON = cmp.Or(o.DaemonJSON, DefaultDaemonJSON)
+	o.CertsDir = cmp.Or(o.CertsDir, DefaultDockerCerts)
+	o.ClientConfig = cmp.Or(o.ClientConfig, DefaultDockerConfig)
+	o.MirrorURL = cmp.Or(o.MirrorURL, DefaultMirrorURL)
 }
 
 // Docker image stores, as DockerEngine.Store names them.
@@ -276,12 +269,9 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 	if err != nil {
 		return Plan{}, DockerEngine{}, err
 	}
-	settings := map[string]any{}
-	if ok && len(strings.TrimSpace(string(daemon))) > 0 {
-		if err := checkJSON(daemon); err != nil {
-			return Plan{}, DockerEngine{}, fmt.Errorf("%q: invalid JSON: %w", o.DaemonJSON, err)
-		}
-		_ = json.Unmarshal(daemon, &settings)
+	settings, err := daemonSettings(daemon, ok)
+	if err != nil {
+		return Plan{}, DockerEngine{}, fmt.Errorf("%q: invalid JSON: %w", o.DaemonJSON, err)
 	}
 	eng := dockerEngine(o.Version, settings, o.Info)
 	if o.InfoErr != nil {
@@ -302,48 +292,75 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 	if changed {
 		p.Restart = append(p.Restart, "docker")
 	}
-	cfg, cok, err := ReadTarget(root, o.ClientConfig)
-	if err != nil {
+	if err := planCredHelper(root, o.ClientConfig, m, &p); err != nil {
 		return Plan{}, DockerEngine{}, err
+	}
+	p.Notes = append(p.Notes, dockerStoreNotes(eng, o.CertsDir, m)...)
+	if changed {
+		p.Notes = append(p.Notes, "restart dockerd to read registry-mirrors")
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("CLI: credHelpers %q -> docker-credential-%s in %s", m.Registry(), CredentialHelper, o.ClientConfig))
+	return p, eng, nil
+}
+
+// daemonSettings decodes daemon.json (found says it exists); a missing or
+// blank file has no settings.
+func daemonSettings(daemon []byte, found bool) (map[string]any, error) {
+	settings := map[string]any{}
+	if !found || len(strings.TrimSpace(string(daemon))) == 0 {
+		return settings, nil
+	}
+	if err := checkJSON(daemon); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(daemon, &settings)
+	return settings, nil
+}
+
+// planCredHelper plans credHelpers for the ECR registry of m in the
+// Docker CLI's config file (mode 0600: it may hold credentials).
+func planCredHelper(root, clientConfig string, m *rewrite.Mapping, p *Plan) error {
+	cfg, ok, err := ReadTarget(root, clientConfig)
+	if err != nil {
+		return err
 	}
 	newCfg, _, note, err := MergeCredHelper(cfg, m.Registry(), CredentialHelper)
 	if err != nil {
-		return Plan{}, DockerEngine{}, fmt.Errorf("%q: %w", o.ClientConfig, err)
+		return fmt.Errorf("%q: %w", clientConfig, err)
 	}
 	if note != "" {
-		p.Notes = append(p.Notes, fmt.Sprintf("%s: %s", o.ClientConfig, note))
+		p.Notes = append(p.Notes, fmt.Sprintf("%s: %s", clientConfig, note))
 	}
-	p.Changes = append(p.Changes, Change{Path: o.ClientConfig, Exists: cok, Old: cfg, New: newCfg, Mode: 0o600})
+	p.Changes = append(p.Changes, Change{Path: clientConfig, Exists: ok, Old: cfg, New: newCfg, Mode: 0o600})
+	return nil
+}
 
-	version := eng.Version
-	if version == "" {
-		version = "of unknown version"
-	}
+// dockerStoreNotes say which upstreams of m the engine's image store routes
+// through the shim, and what to do about the others.
+func dockerStoreNotes(eng DockerEngine, certsDir string, m *rewrite.Mapping) []string {
+	version := cmp.Or(eng.Version, "of unknown version")
 	var other []string
 	for _, up := range upstreams(m) {
 		if up != rewrite.DockerHub {
 			other = append(other, up)
 		}
 	}
+	var notes []string
 	switch eng.Store {
 	case StoreContainerd:
-		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, containerd image store (%s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), o.CertsDir))
+		notes = append(notes, fmt.Sprintf("engine %s, containerd image store (%s): routes %s through the shim via hosts.toml in %s; registry-mirrors also set for Docker Hub", version, eng.Why, strings.Join(upstreams(m), ", "), certsDir))
 	case StoreUnknown:
-		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, image store unknown (%s): hosts.toml in %s routes %s if it uses the containerd store; registry-mirrors routes Docker Hub either way", version, eng.Why, o.CertsDir, strings.Join(upstreams(m), ", ")))
+		notes = append(notes, fmt.Sprintf("engine %s, image store unknown (%s): hosts.toml in %s routes %s if it uses the containerd store; registry-mirrors routes Docker Hub either way", version, eng.Why, certsDir, strings.Join(upstreams(m), ", ")))
 		if len(other) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("with the classic store, %s would not be routed: run \"ecr-ptc configure docker --transparent\" for them, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+			notes = append(notes, fmt.Sprintf("with the classic store, %s would not be routed: run \"ecr-ptc configure docker --transparent\" for them, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
 		}
 	default:
-		p.Notes = append(p.Notes, fmt.Sprintf("engine %s, %s: routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
+		notes = append(notes, fmt.Sprintf("engine %s, %s: routes Docker Hub through the shim via registry-mirrors", version, eng.Why))
 		if len(other) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; run \"ecr-ptc configure docker --transparent\" to route them through the shim's HTTPS proxy, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
+			notes = append(notes, fmt.Sprintf("does NOT route %s: the classic image store ignores hosts.toml; run \"ecr-ptc configure docker --transparent\" to route them through the shim's HTTPS proxy, or pull them as %s/<prefix>/...", strings.Join(other, ", "), m.Registry()))
 		}
 	}
-	if changed {
-		p.Notes = append(p.Notes, "restart dockerd to read registry-mirrors")
-	}
-	p.Notes = append(p.Notes, fmt.Sprintf("CLI: credHelpers %q -> docker-credential-%s in %s", m.Registry(), CredentialHelper, o.ClientConfig))
-	return p, eng, nil
+	return notes
 }
 
 // PodmanOptions say which files PlanPodman edits; empty fields take the

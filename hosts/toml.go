@@ -38,71 +38,88 @@ func scanTOML(data []byte) ([]tomlExpr, error) {
 	var out []tomlExpr
 	for p.NextExpression() {
 		e := p.Expression()
-		var parts []string
-		var first, last *unstable.Node
-		for it := e.Key(); it.Next(); {
-			n := it.Node()
-			if first == nil {
-				first = n
-			}
-			last = n
-			parts = append(parts, string(n.Data))
-		}
+		parts, first, last := keyParts(e)
 		if first == nil {
 			continue
 		}
-		x := tomlExpr{kind: e.Kind}
+		var x tomlExpr
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			start := int(first.Raw.Offset)
-			for start > 0 && data[start-1] != '[' {
-				start--
-			}
-			start--
-			if e.Kind == unstable.ArrayTable {
-				start--
-			}
-			end := int(last.Raw.Offset + last.Raw.Length)
-			for end < len(data) && data[end] != ']' {
-				end++
-			}
-			end++
-			if e.Kind == unstable.ArrayTable {
-				end++
-			}
-			x.start, x.end = start, min(end, len(data))
-			x.key = parts
+			x = tableExpr(data, e.Kind, parts, first, last)
 			table = parts
 		case unstable.KeyValue:
-			x.start = int(e.Raw.Offset)
-			x.end = int(e.Raw.Offset + e.Raw.Length)
-			x.key = append(slices.Clone(table), parts...)
-			v := e.Value()
-			x.valueKind = v.Kind
-			x.value = bytes.Clone(v.Data)
-			vs := int(last.Raw.Offset + last.Raw.Length)
-			for vs < x.end && data[vs] != '=' {
-				vs++
-			}
-			vs++
-			for vs < x.end && (data[vs] == ' ' || data[vs] == '\t') {
-				vs++
-			}
-			x.valueStart = vs
+			x = keyValueExpr(data, e, append(slices.Clone(table), parts...), last)
 		default:
 			continue
 		}
-		ls := x.start
-		for ls > 0 && data[ls-1] != '\n' {
-			ls--
-		}
-		x.lineStart = ls
+		x.lineStart = lineStart(data, x.start)
 		out = append(out, x)
 	}
 	if err := p.Error(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// keyParts returns the parts of e's key and its first and last key nodes
+// (nil for an expression without a key).
+func keyParts(e *unstable.Node) (parts []string, first, last *unstable.Node) {
+	for it := e.Key(); it.Next(); {
+		n := it.Node()
+		if first == nil {
+			first = n
+		}
+		last = n
+		parts = append(parts, string(n.Data))
+	}
+	return parts, first, last
+}
+
+// tableExpr is a table header, from its '[' (or "[[") to its ']' (or "]]").
+func tableExpr(data []byte, kind unstable.Kind, key []string, first, last *unstable.Node) tomlExpr {
+	brackets := 1
+	if kind == unstable.ArrayTable {
+		brackets = 2
+	}
+	start := int(first.Raw.Offset)
+	for start > 0 && data[start-1] != '[' {
+		start--
+	}
+	start -= brackets
+	end := int(last.Raw.Offset + last.Raw.Length)
+	for end < len(data) && data[end] != ']' {
+		end++
+	}
+	end += brackets
+	return tomlExpr{kind: kind, key: key, start: start, end: min(end, len(data))}
+}
+
+// keyValueExpr is a key/value under its table's key: key is the full key.
+func keyValueExpr(data []byte, e *unstable.Node, key []string, last *unstable.Node) tomlExpr {
+	x := tomlExpr{kind: unstable.KeyValue, key: key}
+	x.start = int(e.Raw.Offset)
+	x.end = int(e.Raw.Offset + e.Raw.Length)
+	v := e.Value()
+	x.valueKind = v.Kind
+	x.value = bytes.Clone(v.Data)
+	vs := int(last.Raw.Offset + last.Raw.Length)
+	for vs < x.end && data[vs] != '=' {
+		vs++
+	}
+	vs++
+	for vs < x.end && (data[vs] == ' ' || data[vs] == '\t') {
+		vs++
+	}
+	x.valueStart = vs
+	return x
+}
+
+// lineStart returns where the line holding offset i starts.
+func lineStart(data []byte, i int) int {
+	for i > 0 && data[i-1] != '\n' {
+		i--
+	}
+	return i
 }
 
 // decodeTOML parses data into a generic map, with errors that give the line

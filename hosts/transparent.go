@@ -3,6 +3,7 @@ package hosts
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/proxy"
+	"github.com/ecr-ptc/ecr-ptc/localca"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -29,6 +30,13 @@ const (
 	// the drop-in names it with EnvironmentFile=, which systemd reads as
 	// root before it starts the shim.
 	DefaultMirrorProxyEnv = "/etc/ecr-ptc/mirror-proxy.env"
+)
+
+// What the root-only files of transparent mode hold, as dry-run diffs name
+// them instead of showing their bytes (Change.Secret).
+const (
+	caKeySecret    = "ECDSA P-256 private key"
+	proxyEnvSecret = "ECR_PTC_MIRROR_UPSTREAM_PROXY"
 )
 
 // TransparentComponent names the transparent-mode plan in the undo journal.
@@ -63,72 +71,96 @@ type Transparent struct {
 // drop-in for docker.service that sets HTTPS_PROXY to the shim's proxy and
 // NO_PROXY, keeping the NO_PROXY entries docker.service had.
 func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Plan, Transparent, error) {
-	if o.CertsDir == "" {
-		o.CertsDir = DefaultDockerCerts
-	}
-	if o.DropIn == "" {
-		o.DropIn = DefaultDockerProxyDropIn
-	}
-	if o.CACert == "" {
-		o.CACert = DefaultCACert
-	}
-	if o.CAKey == "" {
-		o.CAKey = DefaultCAKey
-	}
-	if o.ProxyURL == "" {
-		o.ProxyURL = DefaultProxyURL
-	}
+	o.defaults()
 	p := Plan{Component: TransparentComponent}
 	var info Transparent
-
-	certPEM, certOK, err := ReadTarget(root, o.CACert)
+	certPEM, err := planCA(root, o, &p, &info)
 	if err != nil {
 		return Plan{}, info, err
+	}
+	info.Intercepted = localca.InterceptHosts(upstreams(m))
+	if err := planTrustedCA(root, o.CertsDir, certPEM, info.Intercepted, &p); err != nil {
+		return Plan{}, info, err
+	}
+	upstreamProxy, err := planDockerProxy(root, o, &p, &info)
+	if err != nil {
+		return Plan{}, info, err
+	}
+	if err := planMirrorProxy(root, o, upstreamProxy, &p); err != nil {
+		return Plan{}, info, err
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("dockerd pulls %s through the shim's proxy %s (turned on for ecr-ptc-mirror.service by %s); Docker Hub stays on registry-mirrors", strings.Join(info.Intercepted, ", "), o.ProxyURL, DefaultMirrorDropIn))
+	return p, info, nil
+}
+
+func (o *TransparentOptions) defaults() {
+	o.CertsDir = cmp.Or(o.CertsDir, DefaultDockerCerts)
+	o.DropIn = cmp.Or(o.DropIn, DefaultDockerProxyDropIn)
+	o.CACert = cmp.Or(o.CACert, DefaultCACert)
+	o.CAKey = cmp.Or(o.CAKey, DefaultCAKey)
+	o.ProxyURL = cmp.Or(o.ProxyURL, DefaultProxyURL)
+}
+
+// planCA keeps the local CA when both its files exist and load, or plans a
+// new one when neither does, and returns its certificate.
+func planCA(root string, o TransparentOptions, p *Plan, info *Transparent) ([]byte, error) {
+	certPEM, certOK, err := ReadTarget(root, o.CACert)
+	if err != nil {
+		return nil, err
 	}
 	keyPEM, keyOK, err := ReadTarget(root, o.CAKey)
 	if err != nil {
-		return Plan{}, info, err
+		return nil, err
 	}
 	switch {
 	case certOK && keyOK:
-		if _, err := proxy.LoadCA(certPEM, keyPEM, 0); err != nil {
-			return Plan{}, info, fmt.Errorf("%q and %q: %w: remove both to make a new CA", o.CACert, o.CAKey, err)
+		if _, err := localca.Load(certPEM, keyPEM, 0); err != nil {
+			return nil, fmt.Errorf("%q and %q: %w: remove both to make a new CA", o.CACert, o.CAKey, err)
 		}
 		p.Changes = append(p.Changes,
 			Change{Path: o.CACert, Exists: true, Old: certPEM, New: certPEM},
-			Change{Path: o.CAKey, Exists: true, Old: keyPEM, New: keyPEM})
+			Change{Path: o.CAKey, Exists: true, Old: keyPEM, New: keyPEM, Secret: caKeySecret})
+		return certPEM, nil
 	case certOK || keyOK:
-		return Plan{}, info, fmt.Errorf("only one of %q and %q exists: remove it to make a new CA", o.CACert, o.CAKey)
-	default:
-		host, _ := os.Hostname()
-		c, k, err := proxy.NewCA("ecr-ptc local CA " + host)
-		if err != nil {
-			return Plan{}, info, err
-		}
-		certPEM = c
-		info.NewCA = true
-		p.Changes = append(p.Changes,
-			Change{Path: o.CACert, New: c, Mode: 0o644},
-			Change{Path: o.CAKey, New: k, Mode: 0o600})
-		p.Notes = append(p.Notes, fmt.Sprintf("created the local CA %s (key %s, root only); it never leaves this host", o.CACert, o.CAKey))
+		return nil, fmt.Errorf("only one of %q and %q exists: remove it to make a new CA", o.CACert, o.CAKey)
 	}
+	host, _ := os.Hostname()
+	c, k, err := localca.Create("ecr-ptc local CA " + host)
+	if err != nil {
+		return nil, err
+	}
+	info.NewCA = true
+	p.Changes = append(p.Changes,
+		Change{Path: o.CACert, New: c, Mode: 0o644},
+		Change{Path: o.CAKey, New: k, Mode: 0o600, Secret: caKeySecret})
+	p.Notes = append(p.Notes, fmt.Sprintf("created the local CA %s (key %s, root only); it never leaves this host", o.CACert, o.CAKey))
+	return c, nil
+}
 
-	info.Intercepted = proxy.InterceptHosts(upstreams(m))
-	for _, h := range info.Intercepted {
-		path := filepath.Join(o.CertsDir, h, "ca.crt")
+// planTrustedCA puts the CA certificate in certs.d/<host>/ca.crt for every
+// intercepted host, refusing to replace another certificate.
+func planTrustedCA(root, certsDir string, certPEM []byte, intercepted []string, p *Plan) error {
+	for _, h := range intercepted {
+		path := filepath.Join(certsDir, h, "ca.crt")
 		old, ok, err := ReadTarget(root, path)
 		if err != nil {
-			return Plan{}, info, err
+			return err
 		}
 		if ok && !bytes.Equal(old, certPEM) {
-			return Plan{}, info, fmt.Errorf("%q exists with another certificate: Docker would trust it for %s; move it away or remove it first", path, h)
+			return fmt.Errorf("%q exists with another certificate: Docker would trust it for %s; move it away or remove it first", path, h)
 		}
 		p.Changes = append(p.Changes, Change{Path: path, Exists: ok, Old: old, New: certPEM, Mode: 0o644})
 	}
+	return nil
+}
 
+// planDockerProxy plans docker.service's drop-in with HTTPS_PROXY set to the
+// shim's proxy, and returns the HTTPS proxy docker.service had before (""
+// for none), which the shim must chain through.
+func planDockerProxy(root string, o TransparentOptions, p *Plan, info *Transparent) (string, error) {
 	httpsProxy, noProxy, err := dockerProxyEnv(root, o.DropIn)
 	if err != nil {
-		return Plan{}, info, err
+		return "", err
 	}
 	upstreamProxy := ""
 	if httpsProxy != "" && httpsProxy != o.ProxyURL {
@@ -139,38 +171,44 @@ func PlanTransparent(root string, o TransparentOptions, m *rewrite.Mapping) (Pla
 	dropIn := RenderDockerProxyDropIn(o.ProxyURL, noProxy)
 	old, ok, err := ReadTarget(root, o.DropIn)
 	if err != nil {
-		return Plan{}, info, err
+		return "", err
 	}
 	p.Changes = append(p.Changes, Change{Path: o.DropIn, Exists: ok, Old: old, New: dropIn, Mode: 0o644})
 	if !ok || !bytes.Equal(old, dropIn) {
 		p.Restart = append(p.Restart, "docker")
 		p.Notes = append(p.Notes, "run systemctl daemon-reload and restart docker to apply HTTPS_PROXY")
 	}
+	return upstreamProxy, nil
+}
+
+// planMirrorProxy plans the shim's side: the root-only environment file
+// with the proxy to chain through (removed when there is none any more)
+// and the ecr-ptc-mirror.service drop-in that turns the proxy on.
+func planMirrorProxy(root string, o TransparentOptions, upstreamProxy string, p *Plan) error {
 	envFile := ""
 	oldEnv, envOK, err := ReadTarget(root, DefaultMirrorProxyEnv)
 	if err != nil {
-		return Plan{}, info, err
+		return err
 	}
 	if upstreamProxy != "" {
 		envFile = DefaultMirrorProxyEnv
-		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(upstreamProxy), Mode: 0o600})
+		p.Changes = append(p.Changes, Change{Path: envFile, Exists: envOK, Old: oldEnv, New: RenderMirrorProxyEnv(upstreamProxy), Mode: 0o600, Secret: proxyEnvSecret})
 	} else if envOK {
-		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true})
+		p.Changes = append(p.Changes, Change{Path: DefaultMirrorProxyEnv, Exists: true, Old: oldEnv, Remove: true, Secret: proxyEnvSecret})
 	}
 	shim, err := RenderMirrorDropIn(o.ProxyURL, envFile, o.CACert, o.CAKey)
 	if err != nil {
-		return Plan{}, info, err
+		return err
 	}
 	oldShim, ok, err := ReadTarget(root, DefaultMirrorDropIn)
 	if err != nil {
-		return Plan{}, info, err
+		return err
 	}
 	p.Changes = append(p.Changes, Change{Path: DefaultMirrorDropIn, Exists: ok, Old: oldShim, New: shim, Mode: 0o644})
 	if !ok || !bytes.Equal(oldShim, shim) {
 		p.Restart = append(p.Restart, "ecr-ptc-mirror")
 	}
-	p.Notes = append(p.Notes, fmt.Sprintf("dockerd pulls %s through the shim's proxy %s (turned on for ecr-ptc-mirror.service by %s); Docker Hub stays on registry-mirrors", strings.Join(info.Intercepted, ", "), o.ProxyURL, DefaultMirrorDropIn))
-	return p, info, nil
+	return nil
 }
 
 // RenderMirrorDropIn renders the ecr-ptc-mirror.service drop-in of

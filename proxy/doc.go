@@ -20,7 +20,7 @@
 // reads certs.d for Docker Hub), and it already reaches the shim for Docker
 // Hub through registry-mirrors.
 //
-// The CA ([CA]) is created on the host by `ecr-ptc setup`; its key is
+// The CA ([localca.CA]) is created on the host by `ecr-ptc setup`; its key is
 // readable by root only and never leaves the host. Leaf certificates are
 // short-lived and kept in memory only.
 //

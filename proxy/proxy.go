@@ -12,10 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/localca"
 )
 
 // DefaultDialTimeout bounds dialling a tunnel's target (or the upstream
@@ -25,7 +26,7 @@ const DefaultDialTimeout = 10 * time.Second
 // Options configure a Proxy.
 type Options struct {
 	// CA mints the leaf certificates of intercepted hosts. Required.
-	CA *CA
+	CA *localca.CA
 	// Intercept lists the hosts (without port) whose CONNECT to port 443 is
 	// terminated and served by Handler. Every other CONNECT is tunnelled.
 	Intercept []string
@@ -64,7 +65,7 @@ type Options struct {
 // Proxy is the CONNECT proxy's HTTP handler. It refuses every client that
 // is not on loopback.
 type Proxy struct {
-	ca        *CA
+	ca        *localca.CA
 	intercept map[string]bool
 	handler   func(host string) http.Handler
 	upstream  *url.URL
@@ -431,27 +432,4 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	_ = c.Close()
-}
-
-func sortStrings(s []string) { slices.Sort(s) }
-
-// dockerHubHosts are never intercepted: dockerd checks Docker Hub's
-// certificate against the system roots only (it reads no certs.d for it),
-// and reaches the shim for Docker Hub through registry-mirrors anyway.
-var dockerHubHosts = []string{"docker.io", "index.docker.io", "registry-1.docker.io", "auth.docker.io"}
-
-// InterceptHosts returns the hosts of upstreams (as people type them) the
-// proxy terminates: every one but Docker Hub, lower-cased, without ports
-// and duplicates, sorted.
-func InterceptHosts(upstreams []string) []string {
-	var out []string
-	for _, u := range upstreams {
-		h := strings.ToLower(u)
-		if strings.Contains(h, ":") || slices.Contains(dockerHubHosts, h) || slices.Contains(out, h) {
-			continue
-		}
-		out = append(out, h)
-	}
-	slices.Sort(out)
-	return out
 }

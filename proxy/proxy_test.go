@@ -15,15 +15,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/localca"
 )
 
-func newTestCA(t *testing.T) *CA {
+func newTestCA(t *testing.T) *localca.CA {
 	t.Helper()
-	certPEM, keyPEM, err := NewCA("ecr-ptc test CA")
+	certPEM, keyPEM, err := localca.Create("ecr-ptc test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := LoadCA(certPEM, keyPEM, 0)
+	ca, err := localca.Load(certPEM, keyPEM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +93,8 @@ func TestInterceptMintsLeafForMappedHost(t *testing.T) {
 	if leaf.PublicKeyAlgorithm != x509.ECDSA {
 		t.Errorf("leaf key %v, want ECDSA", leaf.PublicKeyAlgorithm)
 	}
-	if life := leaf.NotAfter.Sub(leaf.NotBefore); life > DefaultLeafTTL+time.Hour {
-		t.Errorf("leaf lives %s, want at most about %s", life, DefaultLeafTTL)
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life > localca.DefaultLeafTTL+time.Hour {
+		t.Errorf("leaf lives %s, want at most about %s", life, localca.DefaultLeafTTL)
 	}
 	if !slices.Equal(leaf.DNSNames, []string{"quay.io"}) {
 		t.Errorf("leaf names %q, want only quay.io", leaf.DNSNames)
@@ -290,49 +292,5 @@ func TestRefusesSNIOtherThanConnectHost(t *testing.T) {
 	}
 	if got := p.Minted(); slices.Contains(got, "evil.example") {
 		t.Fatalf("minted %q", got)
-	}
-}
-
-func TestLeafCachedAndRenewed(t *testing.T) {
-	t.Parallel()
-	ca := newTestCA(t)
-	now := time.Now()
-	ca.now = func() time.Time { return now }
-	a, err := ca.Leaf("quay.io")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := ca.Leaf("quay.io")
-	if a != b {
-		t.Fatal("a fresh leaf was minted while the cached one was valid")
-	}
-	now = now.Add(DefaultLeafTTL - time.Hour)
-	c, _ := ca.Leaf("quay.io")
-	if c == a {
-		t.Fatal("the leaf was not renewed near its expiry")
-	}
-}
-
-func TestLoadCARejects(t *testing.T) {
-	t.Parallel()
-	certPEM, keyPEM, err := NewCA("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, otherKey, _ := NewCA("b")
-	tests := []struct {
-		name      string
-		cert, key []byte
-	}{
-		{"empty", nil, nil},
-		{"key of another CA", certPEM, otherKey},
-		{"key only", keyPEM, keyPEM},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := LoadCA(tt.cert, tt.key, 0); err == nil {
-				t.Fatal("LoadCA accepted it")
-			}
-		})
 	}
 }

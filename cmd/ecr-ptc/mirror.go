@@ -22,6 +22,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/localca"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/proxy"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
@@ -314,7 +315,7 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the transparent-mode CA key: %w: the key is readable by root only; under systemd pass it with LoadCredential=%s:%s", err, caKeyCredential, m.CAKey)
 	}
-	ca, err := proxy.LoadCA(certPEM, keyPEM, 0)
+	ca, err := localca.Load(certPEM, keyPEM, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%q and %q: %w", m.CACert, keyPath, err)
 	}
@@ -322,7 +323,7 @@ func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Ma
 	for _, r := range mapping.Rules() {
 		ups = append(ups, r.Upstream)
 	}
-	intercept := proxy.InterceptHosts(ups)
+	intercept := localca.InterceptHosts(ups)
 	px, err := proxy.New(proxy.Options{
 		CA:            ca,
 		Intercept:     intercept,

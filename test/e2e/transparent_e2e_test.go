@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ecr-ptc/ecr-ptc/localca"
 	"github.com/ecr-ptc/ecr-ptc/mirror/mirrortest"
 	"github.com/ecr-ptc/ecr-ptc/proxy"
 	"github.com/ecr-ptc/ecr-ptc/test/daemon"
@@ -65,11 +66,11 @@ func startTransparentEnv(t *testing.T, fallback bool, extraNames ...string) *tra
 		}
 		env.Close()
 	})
-	certPEM, keyPEM, err := proxy.NewCA("ecr-ptc e2e CA")
+	certPEM, keyPEM, err := localca.Create("ecr-ptc e2e CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := proxy.LoadCA(certPEM, keyPEM, time.Hour)
+	ca, err := localca.Load(certPEM, keyPEM, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func startTransparentEnv(t *testing.T, fallback bool, extraNames ...string) *tra
 	for _, r := range env.Mapping.Rules() {
 		ups = append(ups, r.Upstream)
 	}
-	intercept := proxy.InterceptHosts(ups)
+	intercept := localca.InterceptHosts(ups)
 	for _, h := range transparentHosts {
 		if !slices.Contains(intercept, h) {
 			t.Fatalf("the proxy would not intercept %s (intercepts %q)", h, intercept)

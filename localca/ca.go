@@ -1,4 +1,4 @@
-package proxy
+package localca
 
 import (
 	"crypto"
@@ -11,7 +11,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,11 +22,11 @@ import (
 // DefaultLeafTTL is how long a minted leaf certificate is valid.
 const DefaultLeafTTL = 24 * time.Hour
 
-// caValidity is the lifetime of a CA made by NewCA.
+// caValidity is the lifetime of a CA made by Create.
 const caValidity = 10 * 365 * 24 * time.Hour
 
 // CA is the local certificate authority that mints the leaf certificates
-// the proxy presents for intercepted hosts. Leaves live in memory only and
+// the transparent proxy presents for intercepted hosts. Leaves live in memory only and
 // are re-minted when less than a quarter of their lifetime is left.
 type CA struct {
 	cert    *x509.Certificate
@@ -37,9 +39,9 @@ type CA struct {
 	leaves map[string]*tls.Certificate
 }
 
-// NewCA creates a CA key (ECDSA P-256) and self-signed certificate named
+// Create makes a CA key (ECDSA P-256) and self-signed certificate named
 // commonName, valid for ten years, and returns both in PEM.
-func NewCA(commonName string) (certPEM, keyPEM []byte, err error) {
+func Create(commonName string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate CA key: %w", err)
@@ -72,9 +74,9 @@ func NewCA(commonName string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }
 
-// LoadCA reads a CA from its PEM certificate and PKCS#8, EC or RSA private
+// Load reads a CA from its PEM certificate and PKCS#8, EC or RSA private
 // key. leafTTL is the lifetime of minted leaves; 0 means DefaultLeafTTL.
-func LoadCA(certPEM, keyPEM []byte, leafTTL time.Duration) (*CA, error) {
+func Load(certPEM, keyPEM []byte, leafTTL time.Duration) (*CA, error) {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w: want the PEM certificate and key `ecr-ptc setup --transparent` wrote", err)
@@ -147,12 +149,7 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 func (c *CA) Minted() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.leaves))
-	for h := range c.leaves {
-		out = append(out, h)
-	}
-	sortStrings(out)
-	return out
+	return slices.Sorted(maps.Keys(c.leaves))
 }
 
 func randomSerial() (*big.Int, error) {
