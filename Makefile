@@ -54,7 +54,7 @@ bench: ## Run the benchmarks; each prints ratios measured side by side in one ru
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
 
 .PHONY: package
-package: ## Build dist/ecr-ptc_<version>_<arch>.deb and .rpm for amd64 and arm64 with nfpm
+package: ## Build dist/ecr-ptc_<version>-1_<amd64|arm64>.deb and dist/ecr-ptc-<version>-1.<x86_64|aarch64>.rpm with nfpm
 	bash packaging/install-tools.sh
 	GO=$(GO) bash packaging/build.sh
 
