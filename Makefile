@@ -51,6 +51,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 20s)
 
 .PHONY: bench
 bench: ## Run the benchmarks; each prints ratios measured side by side in one run
+	GO=$(GO) bash bench/install-ecr-login.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
 
 .PHONY: package
