@@ -52,7 +52,7 @@ fuzz: ## Run every fuzz target in FUZZ_PKGS (default ./...) for FUZZTIME each (d
 
 .PHONY: bench
 bench: ## Run the benchmarks; each prints ratios measured side by side in one run
-	GO=$(GO) bash bench/install-ecr-login.sh
+	GO=$(GO) bash packaging/install-tools.sh ecr-login
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
 
 .PHONY: package

@@ -20,7 +20,7 @@ const goalVsECRLogin = 0.5
 // each helper.
 const vsRuns = 100
 
-// ecrLoginBin is where bench/install-ecr-login.sh (run by `make bench`)
+// ecrLoginBin is where `packaging/install-tools.sh ecr-login` (run by `make bench`)
 // puts docker-credential-ecr-login v0.13.0; ECR_LOGIN_BIN overrides it.
 func ecrLoginBin(b *testing.B) string {
 	b.Helper()
@@ -29,7 +29,7 @@ func ecrLoginBin(b *testing.B) string {
 		bin = filepath.Join("..", "bin", "tools", "docker-credential-ecr-login")
 	}
 	if _, err := os.Stat(bin); err != nil {
-		b.Skipf("docker-credential-ecr-login is not at %q (%v): run bench/install-ecr-login.sh (make bench does)", bin, err)
+		b.Skipf("docker-credential-ecr-login is not at %q (%v): run packaging/install-tools.sh ecr-login (make bench does)", bin, err)
 	}
 	abs, err := filepath.Abs(bin)
 	if err != nil {
@@ -53,8 +53,11 @@ func timedGet(bin string, env []string, host string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s get: %w: %s", filepath.Base(bin), err, strings.TrimSpace(stderr.String()))
 	}
 	var c struct{ Username, Secret string }
-	if err := json.Unmarshal(out, &c); err != nil || c.Secret == "" {
-		return 0, fmt.Errorf("%s get: no credential in its answer (%v)", filepath.Base(bin), err)
+	if err := json.Unmarshal(out, &c); err != nil {
+		return 0, fmt.Errorf("%s get: the answer is not a credential: %w", filepath.Base(bin), err)
+	}
+	if c.Secret == "" {
+		return 0, fmt.Errorf("%s get: the credential has no secret", filepath.Base(bin))
 	}
 	return took, nil
 }
