@@ -3,11 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,15 +38,8 @@ type minProxy struct {
 func startMinProxy(b *testing.B, fake *ecrfake.Server, authorization string) *minProxy {
 	b.Helper()
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "minproxy")
-	build := exec.CommandContext(b.Context(), "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/ecr-ptc/ecr-ptc/bench/internal/minproxy")
-	if msg, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build minproxy: %v\n%s", err, msg)
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	bin := buildBinary(b, dir, "minproxy", "github.com/ecr-ptc/ecr-ptc/bench/internal/minproxy")
+	ca := writeCA(b, dir, fake)
 	addr := freeAddr(b)
 	cmd := exec.Command(bin, "-listen", addr, "-upstream", "https://"+fake.RegistryHost(), "-ca", ca)
 	cmd.Env = append(os.Environ(), "MINPROXY_AUTHORIZATION="+authorization)
@@ -56,17 +47,7 @@ func startMinProxy(b *testing.B, fake *ecrfake.Server, authorization string) *mi
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start minproxy: %v", err)
 	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	stopAtCleanup(b, cmd, nil)
 	p := &minProxy{cmd: cmd, url: "http://" + addr}
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
 	defer cancel()
@@ -74,17 +55,6 @@ func startMinProxy(b *testing.B, fake *ecrfake.Server, authorization string) *mi
 		b.Fatalf("minproxy did not start: %v", err)
 	}
 	return p
-}
-
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr(b *testing.B) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // cpuTime is the user plus system CPU time process pid has used so far
