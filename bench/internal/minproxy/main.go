@@ -37,6 +37,7 @@ func run(ctx context.Context, listen, upstream, caFile, authorization string) er
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 512
+	tr.ResponseHeaderTimeout = 30 * time.Second
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -55,7 +56,7 @@ func run(ctx context.Context, listen, upstream, caFile, authorization string) er
 			r.Out.Header.Set("Authorization", authorization)
 		},
 	}
-	srv := &http.Server{Addr: listen, Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: listen, Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
