@@ -50,7 +50,7 @@ func newCredHelper(b *testing.B) *credHelper {
 // long the whole process took.
 func (h *credHelper) get(b *testing.B, cacheDir string) time.Duration {
 	cmd := exec.Command(h.bin, "get")
-	cmd.Env = append(h.env, "ECR_PTC_CACHE_DIR="+cacheDir)
+	cmd.Env = slices.Concat(h.env, []string{"ECR_PTC_CACHE_DIR=" + cacheDir}) // h.env is shared by concurrent gets
 	cmd.Stdin = strings.NewReader(h.host + "\n")
 	start := time.Now()
 	out, err := cmd.Output()
