@@ -9,6 +9,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(TOOLS)/golangci-lint
 TEST_TIMEOUT ?= 40m
 FUZZTIME  ?= 20s
+FUZZ_PKGS ?= ./...
 
 .DEFAULT_GOAL := help
 
@@ -42,8 +43,8 @@ lint: $(GOLANGCI_LINT) ## Run gofmt and golangci-lint
 check: deps lint test ## What CI runs: install dependencies, lint, test
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 20s)
-	@for pkg in $$($(GO) list ./...); do \
+fuzz: ## Run every fuzz target in FUZZ_PKGS (default ./...) for FUZZTIME each (default 20s)
+	@for pkg in $$($(GO) list $(FUZZ_PKGS)); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
@@ -51,10 +52,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 20s)
 
 .PHONY: bench
 bench: ## Run the benchmarks; each prints ratios measured side by side in one run
+	GO=$(GO) bash packaging/install-tools.sh ecr-login
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
 
 .PHONY: package
-package: ## Build dist/ecr-ptc_<version>_<arch>.deb and .rpm for amd64 and arm64 with nfpm
+package: ## Build dist/ecr-ptc_<version>-1_<amd64|arm64>.deb and dist/ecr-ptc-<version>-1.<x86_64|aarch64>.rpm with nfpm
 	bash packaging/install-tools.sh
 	GO=$(GO) bash packaging/build.sh
 

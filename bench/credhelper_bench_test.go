@@ -32,16 +32,9 @@ func newCredHelper(b *testing.B) *credHelper {
 	}
 	b.Cleanup(func() { _ = fake.Close() })
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "docker-credential-ecr-ptc")
-	for out, pkg := range map[string]string{
-		bin:                                 "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc",
-		filepath.Join(dir, "ecr-ptc-token"): "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc/ecr-ptc-token",
-	} {
-		build := exec.CommandContext(b.Context(), "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-		if msg, err := build.CombinedOutput(); err != nil {
-			b.Fatalf("build %s: %v\n%s", pkg, err, msg)
-		}
-	}
+	bin := buildBinary(b, dir, "docker-credential-ecr-ptc", "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc")
+	// On a cache miss the helper runs the ecr-ptc-token installed next to it.
+	buildBinary(b, dir, "ecr-ptc-token", "github.com/ecr-ptc/ecr-ptc/cmd/docker-credential-ecr-ptc/ecr-ptc-token")
 	var env []string
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "AWS_") && !strings.HasPrefix(k, "ECR_PTC_") {
@@ -57,7 +50,7 @@ func newCredHelper(b *testing.B) *credHelper {
 // long the whole process took.
 func (h *credHelper) get(b *testing.B, cacheDir string) time.Duration {
 	cmd := exec.Command(h.bin, "get")
-	cmd.Env = append(h.env, "ECR_PTC_CACHE_DIR="+cacheDir)
+	cmd.Env = slices.Concat(h.env, []string{"ECR_PTC_CACHE_DIR=" + cacheDir}) // h.env is shared by concurrent gets
 	cmd.Stdin = strings.NewReader(h.host + "\n")
 	start := time.Now()
 	out, err := cmd.Output()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,21 +43,9 @@ type shimProcess struct {
 func startShimProcess(b *testing.B, fake *ecrfake.Server) *shimProcess {
 	b.Helper()
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "ecr-ptc")
-	build := exec.CommandContext(b.Context(), "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/ecr-ptc/ecr-ptc/cmd/ecr-ptc")
-	if msg, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build ecr-ptc: %v\n%s", err, msg)
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	bin := buildBinary(b, dir, "ecr-ptc", "github.com/ecr-ptc/ecr-ptc/cmd/ecr-ptc")
+	ca := writeCA(b, dir, fake)
+	addr := freeAddr(b)
 
 	var env []string
 	for _, kv := range os.Environ() {
@@ -92,18 +79,7 @@ func startShimProcess(b *testing.B, fake *ecrfake.Server) *shimProcess {
 		b.Fatalf("start shim: %v", err)
 	}
 	p := &shimProcess{cmd: cmd, url: "http://" + addr, log: logPath}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
+	stopAtCleanup(b, cmd, func() { logf.Close() })
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
 	defer cancel()
 	if err := mirrortest.WaitHTTP(ctx, p.url+"/healthz"); err != nil {

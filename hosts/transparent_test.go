@@ -4,9 +4,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
@@ -124,9 +127,36 @@ func TestParseProxyEnv(t *testing.T) {
 	}
 }
 
+// FuzzParseProxyEnv reads arbitrary drop-ins and environment files: only
+// HTTPS_PROXY and NO_PROXY (any case) come back, no value spans lines, and
+// a value assigned on a last line, in systemd's or the shell's form, comes
+// back as it was written whatever precedes it.
 func FuzzParseProxyEnv(f *testing.F) {
-	f.Add([]byte(`Environment="HTTPS_PROXY=http://p:3128" "NO_PROXY=a"`))
-	f.Fuzz(func(t *testing.T, b []byte) { _ = ParseProxyEnv(b) })
+	f.Add([]byte(`Environment="HTTPS_PROXY=http://p:3128" "NO_PROXY=a"`), "http://user:pw@p:3128")
+	f.Add([]byte("export no_proxy='a b'\n#HTTPS_PROXY=x\nEnvironment=\"HTTPS_PROXY="), "169.254.169.254,.internal")
+	f.Fuzz(func(t *testing.T, b []byte, value string) {
+		for k, v := range ParseProxyEnv(b) {
+			if !strings.EqualFold(k, "HTTPS_PROXY") && !strings.EqualFold(k, "NO_PROXY") {
+				t.Fatalf("ParseProxyEnv(%q) returned key %q", b, k)
+			}
+			if strings.ContainsAny(v, "\r\n") {
+				t.Fatalf("ParseProxyEnv(%q) returned %s=%q, which spans lines", b, k, v)
+			}
+		}
+		if len(b) > 32<<10 || len(value) > 4<<10 || !utf8.ValidString(value) ||
+			strings.ContainsAny(value, `"'`) || strings.IndexFunc(value, unicode.IsSpace) >= 0 {
+			return // beyond the scanner's line, or not a value written unquoted
+		}
+		for _, tc := range []struct{ line, key string }{
+			{`Environment="HTTPS_PROXY=` + value + `" "HTTP_PROXY=x"`, "HTTPS_PROXY"},
+			{"export no_proxy=" + value, "no_proxy"},
+		} {
+			in := append(append(slices.Clip(b), '\n'), tc.line...)
+			if got := ParseProxyEnv(in)[tc.key]; got != value {
+				t.Fatalf("ParseProxyEnv(%q)[%q] = %q, want %q", in, tc.key, got, value)
+			}
+		}
+	})
 }
 
 // TestTransparentProxyPasswordStaysRootOnly: the password of the host's

@@ -2,8 +2,11 @@
 # build.sh builds the ecr-ptc packages: for each architecture in ARCHS it
 # cross-compiles ecr-ptc, docker-credential-ecr-ptc and ecr-ptc-token
 # (CGO_ENABLED=0), stages man pages, shell completions, README and LICENSE,
-# and runs nfpm (nfpm.yaml) for each format in PACKAGERS, writing
-# OUT/ecr-ptc_<version>_<arch>.<deb|rpm>. `make package` runs it.
+# and runs nfpm (nfpm.yaml) for each format in PACKAGERS. nfpm names each
+# package the way its format does (nfpm's conventional file name):
+#   OUT/ecr-ptc_<version>-1_<amd64|arm64>.deb
+#   OUT/ecr-ptc-<version>-1.<x86_64|aarch64>.rpm
+# (a prerelease's "-" becomes "~"). `make package` runs it.
 #
 # Settings (environment):
 #   VERSION    package version (default: packaging/version.sh)
@@ -67,9 +70,12 @@ for arch in $ARCHS; do
 	bin="$stage/bin-$arch"
 	build "$arch" "$bin"
 	for p in $PACKAGERS; do
-		target="$OUT/ecr-ptc_${VERSION}_${arch}.$p"
-		PKG_VERSION="$VERSION" PKG_ARCH="$arch" PKG_BIN="$bin" PKG_DOCS="$docs" \
-			"$NFPM" package --config nfpm.yaml --packager "$p" --target "$target" >/dev/null
+		# A target ending in / makes nfpm choose the conventional file name.
+		log=$(PKG_VERSION="$VERSION" PKG_ARCH="$arch" PKG_BIN="$bin" PKG_DOCS="$docs" \
+			"$NFPM" package --config nfpm.yaml --packager "$p" --target "$OUT/" 2>&1) ||
+			die "nfpm $p $arch failed: $log"
+		target=$(sed -n 's/^created package: //p' <<<"$log")
+		[[ -f "$target" ]] || die "nfpm $p $arch wrote no package it names: $log"
 		echo "package: $target"
 	done
 done

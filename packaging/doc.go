@@ -3,7 +3,8 @@
 // tests that check them.
 //
 //   - build.sh builds the packages (make package); version.sh derives their
-//     version from git; install-tools.sh installs the pinned nfpm.
+//     version from git; install-tools.sh installs the pinned nfpm (and, for
+//     make bench, docker-credential-ecr-login).
 //   - systemd/ecr-ptc-mirror.service is the sandboxed unit of the shim.
 //   - scripts/ are the maintainer scripts, shared by deb and rpm: install
 //     never changes engine configuration, removal runs `ecr-ptc setup

@@ -92,8 +92,14 @@ func buildPackages(t *testing.T, ctx context.Context, out, version, archs string
 }
 
 func pkgPath(dir, version, arch, format string) string {
-	return filepath.Join(dir, fmt.Sprintf("ecr-ptc_%s_%s.%s", version, arch, format))
+	if format == "rpm" {
+		return filepath.Join(dir, fmt.Sprintf("ecr-ptc-%s-1.%s.rpm", version, rpmArch[arch]))
+	}
+	return filepath.Join(dir, fmt.Sprintf("ecr-ptc_%s-1_%s.deb", version, arch))
 }
+
+// rpmArch is rpm's name of each GOARCH the packages are built for.
+var rpmArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
 
 // TestPackages builds the deb and rpm for amd64 and arm64, checks their
 // contents, then installs, upgrades and removes them in throwaway Debian
@@ -256,7 +262,7 @@ func checkELF(t *testing.T, name string, f *elf.File, arch string) {
 // rpmContents reads an .rpm's header with rpm -qp.
 func rpmContents(t *testing.T, ctx context.Context, pkg, arch string) map[string]gotFile {
 	t.Helper()
-	wantArch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[arch]
+	wantArch := rpmArch[arch]
 	head := strings.TrimSpace(string(stdout(t, ctx, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{ARCH}", pkg)))
 	if head != "ecr-ptc "+oldVersion+" "+wantArch {
 		t.Errorf("%s: header %q, want %q", filepath.Base(pkg), head, "ecr-ptc "+oldVersion+" "+wantArch)

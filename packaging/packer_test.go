@@ -14,7 +14,7 @@ func TestPackerValidate(t *testing.T) {
 	ctx := t.Context()
 	// Packer writes its plugin cache and checkpoint files under HOME.
 	env := []string{"HOME=" + t.TempDir(), "CHECKPOINT_DISABLE=1", "PACKER_LOG=0"}
-	pkg := filepath.Join(t.TempDir(), "ecr-ptc_1.0.0_amd64.rpm")
+	pkg := filepath.Join(t.TempDir(), "ecr-ptc-1.0.0-1.x86_64.rpm")
 	writeFile(t, pkg, "not a real package: validate only checks that it exists\n", 0o644)
 	out := run(t, ctx, "packer", env, "packer", "validate",
 		"-var", "account_id=123456789012",

@@ -5,7 +5,7 @@
 #   packer build \
 #     -var account_id=123456789012 -var region=us-east-1 \
 #     -var instance_profile=ecr-ptc-ami-build \
-#     -var package=../../dist/ecr-ptc_1.0.0_amd64.rpm .
+#     -var package=../../dist/ecr-ptc-1.0.0-1.x86_64.rpm .
 #
 # The build instance needs an instance profile whose role may call
 # ecr:GetAuthorizationToken and ecr:DescribePullThroughCacheRules (setup
