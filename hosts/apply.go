@@ -374,7 +374,7 @@ func (j *journal) remove(root string) error {
 	}
 	for i := len(j.Dirs) - 1; i >= 0; i-- {
 		step("remove")
-		_ = os.Remove(inRoot(root, j.Dirs[i])) // only empty ones go; others are someone else's now
+		_ = removeDir(root, j.Dirs[i]) // only empty ones go; others are someone else's now
 	}
 	return nil
 }
@@ -914,10 +914,21 @@ func undoEntry(root string, e entry, backup []byte, force bool, res *Result) (bo
 	return true, fmt.Errorf("undo journal entry for %q has unknown kind %q", e.Path, e.Kind)
 }
 
+// removeDir removes the empty directory at system path p below root,
+// refusing a path that leaves root through a symbolic link: a journal
+// entry must never make undo remove a directory outside the root.
+func removeDir(root, p string) error {
+	full, err := resolve(root, p)
+	if err != nil {
+		return err
+	}
+	return os.Remove(full)
+}
+
 // undoDir removes a directory Apply created, unless it holds files now.
 func undoDir(root string, e entry, res *Result) (bool, error) {
 	step("remove")
-	err := os.Remove(inRoot(root, e.Path))
+	err := removeDir(root, e.Path)
 	switch {
 	case err == nil:
 		res.Removed = append(res.Removed, e.Path+"/")

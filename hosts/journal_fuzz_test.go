@@ -60,6 +60,7 @@ func FuzzUndoJournalConfined(f *testing.F) {
 	f.Add("../outside/victim", "../../outside/victim", "../outside/empty", uint8(0), true)
 	f.Add("/../../outside/victim", "x", "/../outside/empty", uint8(1), true)
 	f.Add("/etc/docker/daemon.json", "../../../outside/victim", "../../outside", uint8(2), false)
+	f.Add("/etc/link/victim", "x", "/etc/link/empty", uint8(2), true)
 	kinds := []string{"created", "modified", "dir", "unknown"}
 	f.Fuzz(func(t *testing.T, path, backup, dir string, kind uint8, force bool) {
 		if strings.ContainsRune(path+backup+dir, 0) {
@@ -74,6 +75,10 @@ func FuzzUndoJournalConfined(f *testing.F) {
 			}
 		}
 		if err := os.WriteFile(filepath.Join(outside, "victim"), []byte("keep"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A link inside the root that climbs out of it.
+		if err := os.Symlink("../../outside", filepath.Join(root, "etc", "link")); err != nil {
 			t.Fatal(err)
 		}
 		before := treeOf(t, base, root)
@@ -113,4 +118,31 @@ func treeOf(t *testing.T, base, skip string) map[string]string {
 		t.Fatal(err)
 	}
 	return tree
+}
+
+// TestUndoNeverRemovesThroughLink: a journal entry for a directory reached
+// through a link that leaves the root is refused, and the directory it
+// points to stays.
+func TestUndoNeverRemovesThroughLink(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside", "empty")
+	for _, d := range []string{outside, filepath.Join(root, "etc")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../../outside", filepath.Join(root, "etc", "link")); err != nil {
+		t.Fatal(err)
+	}
+	j := journal{Version: 1, Dirs: []string{"/etc/link/empty"}, Entries: []entry{{Component: "x", Path: "/etc/link/empty", Kind: "dir"}}}
+	writeJournal(t, root, j.encode())
+	_, err := Undo(root, true)
+	if _, serr := os.Stat(outside); serr != nil {
+		t.Fatalf("undo removed %s outside the root (undo error: %v)", outside, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "leaves --root") {
+		t.Errorf("undo error = %v, want one saying the path leaves --root", err)
+	}
 }
