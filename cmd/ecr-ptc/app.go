@@ -111,12 +111,11 @@ func (a *app) config() (*config.Config, error) {
 func (a *app) flagRules() ([]rewrite.Rule, error) {
 	var out []rewrite.Rule
 	for _, s := range a.ruleFlags {
-		up, prefix, ok := strings.Cut(s, "=")
-		if !ok || up == "" || prefix == "" {
-			return nil, usageError{fmt.Errorf("--rule %q: want UPSTREAM=PREFIX, such as docker.io=docker-hub", s)}
+		r, err := config.ParseRuleFlag(s)
+		if err != nil {
+			return nil, usageError{err}
 		}
-		upstream, upPrefix, _ := strings.Cut(up, "/")
-		out = append(out, rewrite.Rule{Upstream: upstream, UpstreamRepositoryPrefix: upPrefix, Prefix: prefix, Source: "flag"})
+		out = append(out, rewrite.Rule{Upstream: r.Upstream, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, Prefix: r.Prefix, Source: "flag"})
 	}
 	return out, nil
 }
