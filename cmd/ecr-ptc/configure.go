@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/setup"
 )
 
 func newConfigureCmd(a *app) *cobra.Command {
@@ -122,12 +122,9 @@ and docker. --undo removes all of it.`,
 					return err
 				}
 				to := hosts.TransparentOptions{CertsDir: d.opts.CertsDir, ProxyURL: proxyURL}
-				tp, info, err := hosts.PlanTransparent(f.root, to, m)
+				tp, info, err := setup.PlanTransparent(f.root, to, m, f.dryRun)
 				if err != nil {
 					return err
-				}
-				if f.dryRun {
-					hideCAKey(&tp)
 				}
 				plans = append(plans, tp)
 				extra["transparent"] = info
@@ -154,17 +151,7 @@ func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (ho
 	}
 	o := d.opts
 	o.MirrorURL = mirror
-	if o.Version == "" {
-		o.Version = hosts.DetectDockerVersion(cmd.Context(), f.root)
-	}
-	if o.Info == nil {
-		if info, ok, err := hosts.DetectDockerInfo(cmd.Context(), f.root, d.socket); ok {
-			o.Info = &info
-		} else {
-			o.InfoErr = err
-		}
-	}
-	return hosts.PlanDocker(f.root, o, m)
+	return setup.PlanDocker(cmd.Context(), f.root, o, d.socket, m)
 }
 
 // podmanFlags are the paths "configure podman" and setup use.
@@ -212,29 +199,4 @@ authenticate with docker-credential-ecr-ptc.`,
 	p.add(cmd)
 	a.addMappingFlags(cmd)
 	return cmd
-}
-
-// hideCAKey keeps a new CA key out of --dry-run diffs: a dry run writes
-// nothing, so the diff shows a placeholder instead of the key.
-func hideCAKey(p *hosts.Plan) {
-	for i, c := range p.Changes {
-		if c.Path == hosts.DefaultCAKey && !c.Exists {
-			p.Changes[i].New = []byte("(a new ECDSA P-256 private key, mode 0600, root only)\n")
-		}
-		if c.Path == hosts.DefaultMirrorProxyEnv {
-			// The proxy URL may hold a password: never print it.
-			p.Changes[i].Old, p.Changes[i].New = hideSecret(c.Old, "the current"), hideSecret(c.New, "the current")
-			if !bytes.Equal(c.Old, c.New) {
-				p.Changes[i].New = hideSecret(c.New, "a new")
-			}
-		}
-	}
-}
-
-// hideSecret stands in for the content of a root-only file in a dry run.
-func hideSecret(b []byte, which string) []byte {
-	if b == nil {
-		return nil
-	}
-	return []byte("(" + which + " ECR_PTC_MIRROR_UPSTREAM_PROXY, mode 0600, root only)\n")
 }

@@ -1,0 +1,35 @@
+package setup
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/rules"
+)
+
+// RulesPlan plans the saved rule set (rules.json in stateDir, a path that
+// already includes root) as ecr-ptc's own state: written only when the
+// rules changed (a newer discovery time alone is no change), removed or
+// restored by --undo.
+func RulesPlan(root, stateDir string, discovered *rules.Saved) (hosts.Plan, error) {
+	p := hosts.Plan{Component: "state"}
+	dir := stateDir
+	if root != "/" {
+		// The lead replaces this with the root-to-system path helper
+		// hosts exports (part F).
+		rel, err := filepath.Rel(root, dir)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return p, fmt.Errorf("state directory %q is not below --root %q: set state_dir to an absolute path", dir, root)
+		}
+		dir = "/" + rel
+	}
+	path := filepath.Join(dir, rules.StateFile)
+	old, ok, err := hosts.ReadTarget(root, path)
+	if err != nil {
+		return p, fmt.Errorf("saved rule set: %w", err)
+	}
+	p.Changes = append(p.Changes, hosts.Change{Path: path, Exists: ok, Old: old, New: discovered.Encode(old), Mode: 0o644, Owned: true})
+	return p, nil
+}
