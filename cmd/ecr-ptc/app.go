@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
 )
@@ -150,6 +151,20 @@ func (a *app) mapping(ctx context.Context) (*rewrite.Mapping, error) {
 		fmt.Fprintf(a.stderr, "ecr-ptc: warning: ECR API unavailable (%v); using the rule set saved at %s\n", res.Err, res.SavedAt.Format("2006-01-02 15:04:05Z07:00"))
 	}
 	return res.Mapping, nil
+}
+
+// rulesAndCredentials returns the mapping in effect and the ECR token
+// provider's options from the environment, for the commands that pull.
+func (a *app) rulesAndCredentials(ctx context.Context) (*rewrite.Mapping, credentials.Options, error) {
+	m, err := a.mapping(ctx)
+	if err != nil {
+		return nil, credentials.Options{}, fmt.Errorf("load pull-through cache rules: %w", err)
+	}
+	copts, err := credentials.OptionsFromEnv()
+	if err != nil {
+		return nil, credentials.Options{}, usageError{err}
+	}
+	return m, copts, nil
 }
 
 // usageError marks an error in how the command was called (exit code 2).

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
@@ -36,19 +38,10 @@ containerd must be restarted only when config_path changed; the command says so.
 The deprecated registry mirrors tables conflict with config_path: the command
 stops and says how to move them to hosts.toml.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "containerd")
-			}
+		RunE: a.editHost(&f, []string{"containerd"}, func(context.Context) ([]hosts.Plan, any, error) {
 			p, _, err := hosts.PlanContainerd(f.root, configFile, certsDir)
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{p}, nil)
-		},
+			return []hosts.Plan{p}, nil, err
+		}),
 	}
 	f.add(cmd, false)
 	cmd.Flags().StringVar(&configFile, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
@@ -103,34 +96,28 @@ the shim the CA key as a systemd credential, and chains through any HTTPS proxy
 docker.service had. Then run systemctl daemon-reload and restart ecr-ptc-mirror
 and docker. --undo removes all of it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "docker", hosts.TransparentComponent)
-			}
-			p, eng, err := a.planDocker(cmd, &f, &d)
+		RunE: a.editHost(&f, []string{"docker", hosts.TransparentComponent}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			p, eng, err := a.planDocker(ctx, &f, &d)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			plans := []hosts.Plan{p}
 			extra := map[string]any{"docker": eng}
 			if transparent {
-				m, err := a.mapping(cmd.Context())
+				m, err := a.mapping(ctx)
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				to := hosts.TransparentOptions{CertsDir: d.opts.CertsDir, ProxyURL: proxyURL}
 				tp, info, err := setup.PlanTransparent(f.root, to, m, f.dryRun)
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				plans = append(plans, tp)
 				extra["transparent"] = info
 			}
-			return a.applyPlans(&f, plans, extra)
-		},
+			return plans, extra, nil
+		}),
 	}
 	f.add(cmd, true)
 	d.add(cmd)
@@ -140,18 +127,14 @@ and docker. --undo removes all of it.`,
 	return cmd
 }
 
-func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (hosts.Plan, hosts.DockerEngine, error) {
-	mirror, err := a.mirror(f)
-	if err != nil {
-		return hosts.Plan{}, hosts.DockerEngine{}, err
-	}
-	m, err := a.mapping(cmd.Context())
+func (a *app) planDocker(ctx context.Context, f *targetFlags, d *dockerFlags) (hosts.Plan, hosts.DockerEngine, error) {
+	mirror, m, err := a.shimAndRules(ctx, f)
 	if err != nil {
 		return hosts.Plan{}, hosts.DockerEngine{}, err
 	}
 	o := d.opts
 	o.MirrorURL = mirror
-	return setup.PlanDocker(cmd.Context(), f.root, o, d.socket, m)
+	return setup.PlanDocker(ctx, f.root, o, d.socket, m)
 }
 
 // podmanFlags are the paths "configure podman" and setup use.
@@ -177,23 +160,14 @@ as <registry>/<prefix>/library/nginx first, then from Docker Hub), and adds
 credHelpers for the ECR registry to the containers auth file so the tools
 authenticate with docker-credential-ecr-ptc.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "podman")
-			}
-			m, err := a.mapping(cmd.Context())
+		RunE: a.editHost(&f, []string{"podman"}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			m, err := a.mapping(ctx)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			plan, err := hosts.PlanPodman(f.root, p.opts, m)
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{plan}, nil)
-		},
+			return []hosts.Plan{plan}, nil, err
+		}),
 	}
 	f.add(cmd, false)
 	p.add(cmd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/setup"
 )
 
@@ -57,6 +59,20 @@ func (f *targetFlags) check(a *app) error {
 	return nil
 }
 
+// shimAndRules returns the shim's URL and the mapping in effect, which
+// every command that points engines at the shim needs.
+func (a *app) shimAndRules(ctx context.Context, f *targetFlags) (string, *rewrite.Mapping, error) {
+	mirror, err := a.mirror(f)
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := a.mapping(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return mirror, m, nil
+}
+
 // mirror returns the shim's URL: the flag, else the config's [mirror] listen.
 func (a *app) mirror(f *targetFlags) (string, error) {
 	if f.mirrorURL != "" {
@@ -78,6 +94,25 @@ func (a *app) mirror(f *targetFlags) (string, error) {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// editHost makes the RunE of a command that edits host configuration: it
+// checks f, then with --undo reverses components, else applies what plan
+// returns (extra is shown in JSON output).
+func (a *app) editHost(f *targetFlags, components []string, plan func(ctx context.Context) ([]hosts.Plan, any, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := f.check(a); err != nil {
+			return err
+		}
+		if f.undo {
+			return a.undo(f, components...)
+		}
+		plans, extra, err := plan(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return a.applyPlans(f, plans, extra)
+	}
 }
 
 // applyPlans prints and (unless --dry-run) applies plans.
@@ -131,27 +166,14 @@ Running it twice changes nothing; --undo restores the files it replaced.
 containerd reads these files without a restart once config_path names the
 directory (see "ecr-ptc configure containerd"); ctr takes --hosts-dir.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "hosts")
-			}
-			mirror, err := a.mirror(&f)
+		RunE: a.editHost(&f, []string{"hosts"}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			mirror, m, err := a.shimAndRules(ctx, &f)
 			if err != nil {
-				return err
-			}
-			m, err := a.mapping(cmd.Context())
-			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			p, err := hosts.PlanHosts(f.root, dir, mirror, m, "hosts")
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{p}, nil)
-		},
+			return []hosts.Plan{p}, nil, err
+		}),
 	}
 	f.add(cmd, true)
 	cmd.Flags().StringVar(&dir, "dir", hosts.DefaultCertsDir, "certs.d directory to write <upstream>/hosts.toml into (below --root)")

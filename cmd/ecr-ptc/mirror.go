@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/rules"
 	"github.com/ecr-ptc/ecr-ptc/shim"
@@ -23,21 +22,12 @@ import (
 // mirrorFlags are the flags of `ecr-ptc mirror`; each overrides the
 // [mirror] key of the same name and falls back to ECR_PTC_MIRROR_<KEY>.
 type mirrorFlags struct {
-	listen           string
-	allowNonLoopback bool
-	followRedirects  bool
-	upstreamTimeout  time.Duration
-	tokenTimeout     time.Duration
-	rulesRefresh     time.Duration
-	stateDir         string
-	logLevel         string
-	metrics          bool
-	drainTimeout     time.Duration
-	proxyListen      string
-	upstreamFallback bool
-	upstreamProxy    string
-	caCert           string
-	caKey            string
+	// Addresses, paths and names.
+	listen, proxyListen, stateDir, caCert, caKey, upstreamProxy, logLevel string
+	// Switches.
+	allowNonLoopback, followRedirects, metrics, upstreamFallback bool
+	// Deadlines and intervals.
+	upstreamTimeout, tokenTimeout, rulesRefresh, drainTimeout time.Duration
 }
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -201,13 +191,9 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 
 	stateDir := shim.StateDir(m.StateDir, os.Getenv("STATE_DIRECTORY"))
 	a.useStateDir(stateDir)
-	mapping, err := a.mapping(ctx)
+	mapping, copts, err := a.rulesAndCredentials(ctx)
 	if err != nil {
-		return fmt.Errorf("load pull-through cache rules: %w", err)
-	}
-	copts, err := credentials.OptionsFromEnv()
-	if err != nil {
-		return usageError{err}
+		return err
 	}
 	registry, region, countersDir := a.registry, "", stateDir
 	if cfg, err := a.config(); err == nil {

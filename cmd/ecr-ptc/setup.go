@@ -93,13 +93,9 @@ func (a *app) runSetup(ctx context.Context, args setupArgs, r setup.Request) err
 	if err != nil {
 		return err
 	}
-	mirror, err := a.mirror(f)
-	if err != nil {
-		return err
-	}
 	// The discovered rule set (kept back by f.check) is saved with the
 	// other files, through the undo journal.
-	m, err := a.mapping(ctx)
+	mirror, m, err := a.shimAndRules(ctx, f)
 	if err != nil {
 		return err
 	}

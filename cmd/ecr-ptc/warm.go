@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/warm"
 )
 
@@ -83,13 +82,9 @@ func (a *app) runWarm(ctx context.Context, f warmFlags, args []string) error {
 	if len(found) == 0 {
 		return usageError{errors.New("no image reference found in the input")}
 	}
-	m, err := a.mapping(ctx)
+	m, copts, err := a.rulesAndCredentials(ctx)
 	if err != nil {
-		return fmt.Errorf("load pull-through cache rules: %w", err)
-	}
-	copts, err := credentials.OptionsFromEnv()
-	if err != nil {
-		return usageError{err}
+		return err
 	}
 	report, err := warm.Warm(ctx, warm.Request{
 		Found: found, Mapping: m, Platforms: warm.SplitPlatforms(f.platforms), Jobs: f.jobs, Check: f.check,
