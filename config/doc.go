@@ -6,6 +6,10 @@
 // know, or a value of the wrong type, is an error that names the file, the
 // line and the key, so a typo never silently turns a setting off.
 //
+// [ParseRuleFlag] reads the --rule UPSTREAM=PREFIX values of the command
+// line into the same [RuleConfig] a [[rules]] entry gives, so that both
+// spellings of a rule share one parser.
+//
 // This package only parses and validates; it never writes the file and never
 // calls AWS.
 package config

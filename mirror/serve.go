@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // ErrNonLoopback is returned by Listen for an address that is not loopback
@@ -96,24 +98,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	return nil
 }
 
-// Notify sends state (such as "READY=1" or "STOPPING=1") to systemd's
-// notification socket named by $NOTIFY_SOCKET. Without that variable it
-// does nothing and returns nil. Abstract socket names ("@name") are
-// supported.
+// Notify sends state (such as "READY=1", "RELOADING=1" or "STOPPING=1")
+// to systemd's notification socket named by $NOTIFY_SOCKET, with
+// go-systemd's sd_notify. Without that variable it does nothing and
+// returns nil. Abstract socket names ("@name") are supported.
 func Notify(state string) error {
-	name := os.Getenv("NOTIFY_SOCKET")
-	if name == "" {
-		return nil
-	}
-	if name[0] == '@' {
-		name = "\x00" + name[1:]
-	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		return fmt.Errorf("notify systemd at $NOTIFY_SOCKET %q: %w", os.Getenv("NOTIFY_SOCKET"), err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte(state)); err != nil {
+	if _, err := daemon.SdNotify(false, state); err != nil {
 		return fmt.Errorf("notify systemd at $NOTIFY_SOCKET %q: %w", os.Getenv("NOTIFY_SOCKET"), err)
 	}
 	return nil

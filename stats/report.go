@@ -8,18 +8,19 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/mirror"
 )
 
 // GB is the bytes of one billed gigabyte: AWS bills data in units of 2^30
 // bytes.
 const GB = 1 << 30
 
-// maxMetrics bounds the /metrics body read.
-const maxMetrics = 8 << 20
+// maxBody bounds the /stats body read.
+const maxBody = 8 << 20
 
 // Upstream is one upstream registry's line of the report.
 type Upstream struct {
@@ -54,23 +55,42 @@ type Report struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Fetch reads the shim's /metrics at mirrorURL within timeout and builds
-// the report with price.
+// Fetch reads the shim's counters from /stats at mirrorURL within timeout
+// and reports everything since counting began, pricing NAT bytes at price.
 func Fetch(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration, price Price) (*Report, error) {
-	body, err := fetchShim(ctx, client, mirrorURL, "/metrics", timeout,
-		"serves no metrics: set [mirror] metrics = true in config.toml and restart it")
+	st, err := fetchStats(ctx, client, mirrorURL, timeout,
+		"serves no metrics: set [mirror] metrics = true in config.toml and restart it (a shim older than /stats needs an upgrade too)")
 	if err != nil {
 		return nil, err
 	}
-	samples, err := Parse(string(body))
+	return Build(st, price)
+}
+
+// fetchStats GETs the shim's counters from /stats; notFound finishes the
+// message for a 404.
+func fetchStats(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration, notFound string) (mirror.Stats, error) {
+	var st mirror.Stats
+	body, err := fetchShim(ctx, client, mirrorURL, "/stats", timeout, notFound)
 	if err != nil {
-		return nil, fmt.Errorf("metrics from %q: %w", mirrorURL, err)
+		return st, err
 	}
-	return Build(samples, price)
+	if st, err = Decode(body); err != nil {
+		return st, fmt.Errorf("counters from %q: %w", mirrorURL, err)
+	}
+	return st, nil
+}
+
+// Decode reads the shim's counters as /stats serves them.
+func Decode(body []byte) (mirror.Stats, error) {
+	var st mirror.Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		return mirror.Stats{}, fmt.Errorf("decode the shim's counters: %w", err)
+	}
+	return st, nil
 }
 
 // fetchShim GETs path from the shim at mirrorURL within timeout and
-// returns at most maxMetrics bytes of its body. Every failure names the
+// returns at most maxBody bytes of its body. Every failure names the
 // shim and what to do; notFound finishes the message for a 404.
 func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string, timeout time.Duration, notFound string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -80,7 +100,7 @@ func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string,
 	if err != nil {
 		return nil, fmt.Errorf("mirror URL %q: %w: pass --mirror-url like http://127.0.0.1:5050", mirrorURL, err)
 	}
-	req.Header.Set("Accept", "text/plain, application/json")
+	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -95,156 +115,23 @@ func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string,
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("the shim at %q answered %s on %s", mirrorURL, resp.Status, path)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetrics))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %q: %w", path, mirrorURL, err)
 	}
 	return body, nil
 }
 
-// Sample is one line of the Prometheus text format.
-type Sample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
-
-// Parse reads the samples of the Prometheus text exposition format that
-// Build uses (names starting "ecr_ptc_"); other lines are skipped.
-func Parse(text string) ([]Sample, error) {
-	var out []Sample
-	for n, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' || !strings.HasPrefix(line, "ecr_ptc_") {
-			continue
-		}
-		s, err := parseLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d %q: %w", n+1, truncate(line), err)
-		}
-		out = append(out, s)
+// Build reports st's counters since counting began, pricing NAT bytes at
+// price. Like the shim's ecr_ptc_* metrics, every upstream shows each
+// source (cache, upstream, fallback), zero or not, and the start time is
+// whole seconds.
+func Build(st mirror.Stats, price Price) (*Report, error) {
+	if st.Since.IsZero() {
+		return nil, errors.New("the shim's counters have no start time: the shim predates byte accounting; upgrade ecr-ptc and restart ecr-ptc-mirror")
 	}
-	return out, nil
-}
-
-func parseLine(line string) (Sample, error) {
-	s := Sample{Labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return s, errors.New("no value")
-	}
-	s.Name, line = line[:i], line[i:]
-	if line[0] == '{' {
-		line = line[1:]
-		for {
-			line = strings.TrimLeft(line, " ,")
-			if line == "" {
-				return s, errors.New("unterminated labels")
-			}
-			if line[0] == '}' {
-				line = line[1:]
-				break
-			}
-			eq := strings.IndexByte(line, '=')
-			if eq <= 0 || eq+1 >= len(line) || line[eq+1] != '"' {
-				return s, errors.New("bad label")
-			}
-			key := strings.TrimSpace(line[:eq])
-			line = line[eq+2:]
-			var v strings.Builder
-			closed := false
-			for j := 0; j < len(line); j++ {
-				c := line[j]
-				if c == '\\' && j+1 < len(line) {
-					j++
-					switch line[j] {
-					case 'n':
-						v.WriteByte('\n')
-					default:
-						v.WriteByte(line[j])
-					}
-					continue
-				}
-				if c == '"' {
-					line, closed = line[j+1:], true
-					break
-				}
-				v.WriteByte(c)
-			}
-			if !closed {
-				return s, errors.New("unterminated label value")
-			}
-			s.Labels[key] = v.String()
-		}
-	}
-	fields := strings.Fields(line)
-	if len(fields) == 0 {
-		return s, errors.New("no value")
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return s, fmt.Errorf("value %q: %w", fields[0], err)
-	}
-	s.Value = v
-	return s, nil
-}
-
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
-
-// Build makes the report from the shim's samples, pricing NAT bytes at price.
-func Build(samples []Sample, price Price) (*Report, error) {
-	r := &Report{Price: price}
-	ups := map[string]*Upstream{}
-	get := func(name string) *Upstream {
-		u := ups[name]
-		if u == nil {
-			u = &Upstream{Upstream: name, Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
-			ups[name] = u
-		}
-		return u
-	}
-	found := false
-	for _, s := range samples {
-		v := uint64(0)
-		if s.Value > 0 && !math.IsInf(s.Value, 0) {
-			v = uint64(s.Value)
-		}
-		switch s.Name {
-		case "ecr_ptc_accounting_since_seconds":
-			found = true
-			r.Since = time.Unix(int64(s.Value), 0).UTC()
-		case "ecr_ptc_pulls_total":
-			u := get(s.Labels["upstream"])
-			u.Pulls += v
-			if s.Labels["result"] != "ok" {
-				u.Fallbacks += v
-			}
-		case "ecr_ptc_blob_bytes_total":
-			get(s.Labels["upstream"]).Bytes[s.Labels["source"]] += v
-		case "ecr_ptc_blobs_total":
-			get(s.Labels["upstream"]).Blobs[s.Labels["source"]] += v
-		case "ecr_ptc_imports_total":
-			get(s.Labels["upstream"]).Imports += v
-		}
-	}
-	if !found {
-		return nil, errors.New("no ecr_ptc_accounting_since_seconds: the shim predates byte accounting; upgrade ecr-ptc and restart ecr-ptc-mirror")
-	}
-	names := make([]string, 0, len(ups))
-	for n := range ups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	r.Total = Upstream{Upstream: "total", Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
-	for _, n := range names {
-		r.add(*ups[n])
-	}
-	r.finish()
+	r := &Report{Price: price, Since: st.Since.Truncate(time.Second).UTC()}
+	r.count(st.Upstreams, nil, true)
 	return r, nil
 }
 

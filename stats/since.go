@@ -2,7 +2,6 @@ package stats
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -16,14 +15,10 @@ import (
 // snapshot at least d old; when counting began less than d ago, from the
 // start, and Note says so).
 func FetchSince(ctx context.Context, client *http.Client, mirrorURL string, timeout, d time.Duration, price Price, now time.Time) (*Report, error) {
-	body, err := fetchShim(ctx, client, mirrorURL, "/stats", timeout,
+	st, err := fetchStats(ctx, client, mirrorURL, timeout,
 		"has no /stats: upgrade it, or set [mirror] metrics = true in config.toml and restart it")
 	if err != nil {
 		return nil, err
-	}
-	var st mirror.Stats
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("counters from %q: %w", mirrorURL, err)
 	}
 	return Since(st, d, price, now), nil
 }
@@ -46,36 +41,59 @@ func Since(st mirror.Stats, d time.Duration, price Price, now time.Time) *Report
 	} else {
 		r.Note = fmt.Sprintf("no snapshot as old as %s (they are taken hourly and kept 32 days): showing everything since %s", d, st.Since.Format(time.RFC3339))
 	}
-	names := make([]string, 0, len(st.Upstreams))
-	for n := range st.Upstreams {
+	r.count(st.Upstreams, old, false)
+	return r
+}
+
+// sources are the blob sources every upstream shows in a report of all
+// counters, as the shim's metrics do.
+var sources = []string{mirror.SourceCache, mirror.SourceUpstream, mirror.SourceFallback}
+
+// count adds to r, sorted by upstream, each upstream's counters in cur less
+// those in old (nil: none), and prices the total. withZeros lists every
+// source of every upstream, even at zero.
+func (r *Report) count(cur, old map[string]*mirror.UpstreamStats, withZeros bool) {
+	names := make([]string, 0, len(cur))
+	for n := range cur {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	r.Total = Upstream{Upstream: "total", Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
 	for _, n := range names {
-		cur, prev := st.Upstreams[n], old[n]
-		if prev == nil {
-			prev = &mirror.UpstreamStats{}
-		}
 		u := Upstream{Upstream: n, Bytes: map[string]uint64{}, Blobs: map[string]uint64{}}
-		for k, v := range cur.Pulls {
-			dv := sub(v, prev.Pulls[k])
-			u.Pulls += dv
-			if k != mirror.PullOK {
-				u.Fallbacks += dv
+		if withZeros {
+			for _, src := range sources {
+				u.Bytes[src], u.Blobs[src] = 0, 0
 			}
 		}
-		for k, v := range cur.Bytes {
-			u.Bytes[k] = sub(v, prev.Bytes[k])
-		}
-		for k, v := range cur.Blobs {
-			u.Blobs[k] = sub(v, prev.Blobs[k])
-		}
-		u.Imports = sub(cur.Imports, prev.Imports)
+		u.change(cur[n], old[n])
 		r.add(u)
 	}
 	r.finish()
-	return r
+}
+
+// change sets u to the counters cur less prev (nil: none).
+func (u *Upstream) change(cur, prev *mirror.UpstreamStats) {
+	if cur == nil {
+		cur = &mirror.UpstreamStats{}
+	}
+	if prev == nil {
+		prev = &mirror.UpstreamStats{}
+	}
+	for k, v := range cur.Pulls {
+		dv := sub(v, prev.Pulls[k])
+		u.Pulls += dv
+		if k != mirror.PullOK {
+			u.Fallbacks += dv
+		}
+	}
+	for k, v := range cur.Bytes {
+		u.Bytes[k] = sub(v, prev.Bytes[k])
+	}
+	for k, v := range cur.Blobs {
+		u.Blobs[k] = sub(v, prev.Blobs[k])
+	}
+	u.Imports = sub(cur.Imports, prev.Imports)
 }
 
 // sub is a-b, or 0 when the counter went down (a file moved aside).

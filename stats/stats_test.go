@@ -10,25 +10,19 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 )
 
-const sample = `# HELP ecr_ptc_blob_bytes_total Blob bytes.
-# TYPE ecr_ptc_blob_bytes_total counter
-ecr_ptc_accounting_since_seconds 1.7e+09
-ecr_ptc_blob_bytes_total{source="cache",upstream="docker.io"} 2.147483648e+09
-ecr_ptc_blob_bytes_total{source="upstream",upstream="docker.io"} 1.073741824e+09
-ecr_ptc_blob_bytes_total{source="fallback",upstream="quay.io"} 536870912
-ecr_ptc_blobs_total{source="cache",upstream="docker.io"} 4
-ecr_ptc_imports_total{upstream="docker.io"} 2
-ecr_ptc_pulls_total{result="ok",upstream="docker.io"} 3
-ecr_ptc_pulls_total{result="fallback",upstream="quay.io"} 1
-go_goroutines 12
-`
+// sample is the shim's /stats body: docker.io served 2 GiB from the cache
+// and 1 GiB from the upstream on first pulls, quay.io fell back once.
+const sample = `{"version": 1, "since": "2023-11-14T22:13:20.5Z", "upstreams": {
+  "docker.io": {"pulls": {"ok": 3, "fallback": 0}, "blobs": {"cache": 4}, "imports": 2,
+    "bytes": {"cache": 2147483648, "upstream": 1073741824}},
+  "quay.io": {"pulls": {"fallback": 1}, "bytes": {"fallback": 536870912}}}}`
 
 func TestBuild(t *testing.T) {
-	samples, err := Parse(sample)
+	st, err := Decode([]byte(sample))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Build(samples, PriceFor("eu-central-1", 0))
+	r, err := Build(st, PriceFor("eu-central-1", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +63,8 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildOldShim(t *testing.T) {
-	if _, err := Build(nil, PriceFor("us-east-1", 0)); err == nil || !strings.Contains(err.Error(), "upgrade") {
-		t.Fatalf("Build without accounting metrics = %v, want an error saying to upgrade the shim", err)
+	if _, err := Build(mirror.Stats{}, PriceFor("us-east-1", 0)); err == nil || !strings.Contains(err.Error(), "upgrade") {
+		t.Fatalf("Build without a start time = %v, want an error saying to upgrade the shim", err)
 	}
 }
 
@@ -96,32 +90,71 @@ func TestPriceFor(t *testing.T) {
 	}
 }
 
-func TestParseErrors(t *testing.T) {
-	tests := []struct{ name, line string }{
-		{"no value", "ecr_ptc_pulls_total"},
-		{"unterminated labels", `ecr_ptc_pulls_total{result="ok"`},
-		{"bad value", `ecr_ptc_pulls_total{result="ok"} many`},
-		{"bad label", `ecr_ptc_pulls_total{result=ok} 1`},
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct{ name, body string }{
+		{"not json", "ecr_ptc_pulls_total 1"},
+		{"truncated", `{"since": "2023-11-14T22:13:20Z", "upstreams": {`},
+		{"bad count", `{"upstreams": {"docker.io": {"imports": "many"}}}`},
+		{"bad time", `{"since": "yesterday"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Parse(tt.line + "\n"); err == nil {
-				t.Fatalf("Parse(%q) succeeded", tt.line)
+			if _, err := Decode([]byte(tt.body)); err == nil {
+				t.Fatalf("Decode(%q) succeeded", tt.body)
 			}
 		})
 	}
 }
 
-func FuzzParse(f *testing.F) {
+// TestBuildListsEverySource checks that a report of all counters shows
+// each source of each upstream, zero or not, as the shim's metrics did.
+func TestBuildListsEverySource(t *testing.T) {
+	st, err := Decode([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(st, PriceFor("us-east-1", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range append(r.Upstreams, r.Total) {
+		for _, src := range []string{mirror.SourceCache, mirror.SourceUpstream, mirror.SourceFallback} {
+			if _, ok := u.Bytes[src]; !ok {
+				t.Errorf("%s: bytes lack source %q: %v", u.Upstream, src, u.Bytes)
+			}
+			if _, ok := u.Blobs[src]; !ok {
+				t.Errorf("%s: blobs lack source %q: %v", u.Upstream, src, u.Blobs)
+			}
+		}
+	}
+	if r.Since.Nanosecond() != 0 {
+		t.Errorf("since %v: want whole seconds", r.Since)
+	}
+}
+
+// FuzzBuild checks that any /stats body either fails to decode or gives a
+// report whose total is the sum of its upstreams.
+func FuzzBuild(f *testing.F) {
 	f.Add(sample)
-	f.Add(`ecr_ptc_x{a="b\"c\\d\n",e="f"} 1 123`)
-	f.Fuzz(func(t *testing.T, text string) {
-		samples, err := Parse(text)
+	f.Add(`{"since": "2023-11-14T22:13:20Z", "upstreams": {"a": null, "b": {"pulls": {"x": 18446744073709551615}}}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		st, err := Decode([]byte(body))
 		if err != nil {
 			return
 		}
-		if _, err := Build(samples, PriceFor("us-east-1", 0)); err != nil && !strings.Contains(err.Error(), "upgrade") {
-			t.Fatalf("Build: %v", err)
+		r, err := Build(st, PriceFor("us-east-1", 0))
+		if err != nil {
+			if !strings.Contains(err.Error(), "upgrade") {
+				t.Fatalf("Build: %v", err)
+			}
+			return
+		}
+		var pulls, cache, nat uint64
+		for _, u := range r.Upstreams {
+			pulls, cache, nat = pulls+u.Pulls, cache+u.CacheBytes, nat+u.NATBytes
+		}
+		if pulls != r.Total.Pulls || cache != r.Total.CacheBytes || nat != r.Total.NATBytes {
+			t.Fatalf("total %+v is not the sum of %+v", r.Total, r.Upstreams)
 		}
 	})
 }

@@ -20,4 +20,12 @@
 // Every network wait has a deadline ([Options]). This package must never
 // log, print or put in an error a registry token, a password or a presigned
 // URL's query: it redacts URLs in errors and never formats a header.
+//
+// Around those steps, [ReadInputs] reads the files, directories and
+// standard input the command names, [Warm] runs one request end to end
+// (plan, one ECR token up front, check or warm), [Report] holds the
+// outcome as the command prints it (a table or JSON), and [Display] shows
+// progress on a terminal. The command keeps only its flags, exit codes
+// and the choice of output format; this package never exits and never
+// reads flags.
 package warm

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
 )
@@ -111,12 +112,11 @@ func (a *app) config() (*config.Config, error) {
 func (a *app) flagRules() ([]rewrite.Rule, error) {
 	var out []rewrite.Rule
 	for _, s := range a.ruleFlags {
-		up, prefix, ok := strings.Cut(s, "=")
-		if !ok || up == "" || prefix == "" {
-			return nil, usageError{fmt.Errorf("--rule %q: want UPSTREAM=PREFIX, such as docker.io=docker-hub", s)}
+		r, err := config.ParseRuleFlag(s)
+		if err != nil {
+			return nil, usageError{err}
 		}
-		upstream, upPrefix, _ := strings.Cut(up, "/")
-		out = append(out, rewrite.Rule{Upstream: upstream, UpstreamRepositoryPrefix: upPrefix, Prefix: prefix, Source: "flag"})
+		out = append(out, rewrite.Rule{Upstream: r.Upstream, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, Prefix: r.Prefix, Source: "flag"})
 	}
 	return out, nil
 }
@@ -151,6 +151,20 @@ func (a *app) mapping(ctx context.Context) (*rewrite.Mapping, error) {
 		fmt.Fprintf(a.stderr, "ecr-ptc: warning: ECR API unavailable (%v); using the rule set saved at %s\n", res.Err, res.SavedAt.Format("2006-01-02 15:04:05Z07:00"))
 	}
 	return res.Mapping, nil
+}
+
+// rulesAndCredentials returns the mapping in effect and the ECR token
+// provider's options from the environment, for the commands that pull.
+func (a *app) rulesAndCredentials(ctx context.Context) (*rewrite.Mapping, credentials.Options, error) {
+	m, err := a.mapping(ctx)
+	if err != nil {
+		return nil, credentials.Options{}, fmt.Errorf("load pull-through cache rules: %w", err)
+	}
+	copts, err := credentials.OptionsFromEnv()
+	if err != nil {
+		return nil, credentials.Options{}, usageError{err}
+	}
+	return m, copts, nil
 }
 
 // usageError marks an error in how the command was called (exit code 2).

@@ -1,10 +1,12 @@
 package main
 
 import (
-	"bytes"
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/setup"
 )
 
 func newConfigureCmd(a *app) *cobra.Command {
@@ -36,19 +38,10 @@ containerd must be restarted only when config_path changed; the command says so.
 The deprecated registry mirrors tables conflict with config_path: the command
 stops and says how to move them to hosts.toml.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "containerd")
-			}
+		RunE: a.editHost(&f, []string{"containerd"}, func(context.Context) ([]hosts.Plan, any, error) {
 			p, _, err := hosts.PlanContainerd(f.root, configFile, certsDir)
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{p}, nil)
-		},
+			return []hosts.Plan{p}, nil, err
+		}),
 	}
 	f.add(cmd, false)
 	cmd.Flags().StringVar(&configFile, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
@@ -103,37 +96,28 @@ the shim the CA key as a systemd credential, and chains through any HTTPS proxy
 docker.service had. Then run systemctl daemon-reload and restart ecr-ptc-mirror
 and docker. --undo removes all of it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "docker", hosts.TransparentComponent)
-			}
-			p, eng, err := a.planDocker(cmd, &f, &d)
+		RunE: a.editHost(&f, []string{"docker", hosts.TransparentComponent}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			p, eng, err := a.planDocker(ctx, &f, &d)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			plans := []hosts.Plan{p}
 			extra := map[string]any{"docker": eng}
 			if transparent {
-				m, err := a.mapping(cmd.Context())
+				m, err := a.mapping(ctx)
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				to := hosts.TransparentOptions{CertsDir: d.opts.CertsDir, ProxyURL: proxyURL}
 				tp, info, err := hosts.PlanTransparent(f.root, to, m)
 				if err != nil {
-					return err
-				}
-				if f.dryRun {
-					hideCAKey(&tp)
+					return nil, nil, err
 				}
 				plans = append(plans, tp)
 				extra["transparent"] = info
 			}
-			return a.applyPlans(&f, plans, extra)
-		},
+			return plans, extra, nil
+		}),
 	}
 	f.add(cmd, true)
 	d.add(cmd)
@@ -143,28 +127,14 @@ and docker. --undo removes all of it.`,
 	return cmd
 }
 
-func (a *app) planDocker(cmd *cobra.Command, f *targetFlags, d *dockerFlags) (hosts.Plan, hosts.DockerEngine, error) {
-	mirror, err := a.mirror(f)
-	if err != nil {
-		return hosts.Plan{}, hosts.DockerEngine{}, err
-	}
-	m, err := a.mapping(cmd.Context())
+func (a *app) planDocker(ctx context.Context, f *targetFlags, d *dockerFlags) (hosts.Plan, hosts.DockerEngine, error) {
+	mirror, m, err := a.shimAndRules(ctx, f)
 	if err != nil {
 		return hosts.Plan{}, hosts.DockerEngine{}, err
 	}
 	o := d.opts
 	o.MirrorURL = mirror
-	if o.Version == "" {
-		o.Version = hosts.DetectDockerVersion(cmd.Context(), f.root)
-	}
-	if o.Info == nil {
-		if info, ok, err := hosts.DetectDockerInfo(cmd.Context(), f.root, d.socket); ok {
-			o.Info = &info
-		} else {
-			o.InfoErr = err
-		}
-	}
-	return hosts.PlanDocker(f.root, o, m)
+	return setup.PlanDocker(ctx, f.root, o, d.socket, m)
 }
 
 // podmanFlags are the paths "configure podman" and setup use.
@@ -190,51 +160,17 @@ as <registry>/<prefix>/library/nginx first, then from Docker Hub), and adds
 credHelpers for the ECR registry to the containers auth file so the tools
 authenticate with docker-credential-ecr-ptc.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "podman")
-			}
-			m, err := a.mapping(cmd.Context())
+		RunE: a.editHost(&f, []string{"podman"}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			m, err := a.mapping(ctx)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			plan, err := hosts.PlanPodman(f.root, p.opts, m)
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{plan}, nil)
-		},
+			return []hosts.Plan{plan}, nil, err
+		}),
 	}
 	f.add(cmd, false)
 	p.add(cmd)
 	a.addMappingFlags(cmd)
 	return cmd
-}
-
-// hideCAKey keeps a new CA key out of --dry-run diffs: a dry run writes
-// nothing, so the diff shows a placeholder instead of the key.
-func hideCAKey(p *hosts.Plan) {
-	for i, c := range p.Changes {
-		if c.Path == hosts.DefaultCAKey && !c.Exists {
-			p.Changes[i].New = []byte("(a new ECDSA P-256 private key, mode 0600, root only)\n")
-		}
-		if c.Path == hosts.DefaultMirrorProxyEnv {
-			// The proxy URL may hold a password: never print it.
-			p.Changes[i].Old, p.Changes[i].New = hideSecret(c.Old, "the current"), hideSecret(c.New, "the current")
-			if !bytes.Equal(c.Old, c.New) {
-				p.Changes[i].New = hideSecret(c.New, "a new")
-			}
-		}
-	}
-}
-
-// hideSecret stands in for the content of a root-only file in a dry run.
-func hideSecret(b []byte, which string) []byte {
-	if b == nil {
-		return nil
-	}
-	return []byte("(" + which + " ECR_PTC_MIRROR_UPSTREAM_PROXY, mode 0600, root only)\n")
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
+	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/setup"
 )
 
 // targetFlags are the flags of every command that edits host configuration.
@@ -57,6 +59,20 @@ func (f *targetFlags) check(a *app) error {
 	return nil
 }
 
+// shimAndRules returns the shim's URL and the mapping in effect, which
+// every command that points engines at the shim needs.
+func (a *app) shimAndRules(ctx context.Context, f *targetFlags) (string, *rewrite.Mapping, error) {
+	mirror, err := a.mirror(f)
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := a.mapping(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return mirror, m, nil
+}
+
 // mirror returns the shim's URL: the flag, else the config's [mirror] listen.
 func (a *app) mirror(f *targetFlags) (string, error) {
 	if f.mirrorURL != "" {
@@ -80,86 +96,36 @@ func (a *app) mirror(f *targetFlags) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-// planView is one component in the output of a configuring command.
-type planView struct {
-	Component string   `json:"component"`
-	Changed   []string `json:"changed"`
-	Removed   []string `json:"removed,omitempty"`
-	Unchanged []string `json:"unchanged"`
-	Restart   []string `json:"restart,omitempty"`
-	Notes     []string `json:"notes,omitempty"`
-	Diff      string   `json:"diff,omitempty"`
+// editHost makes the RunE of a command that edits host configuration: it
+// checks f, then with --undo reverses components, else applies what plan
+// returns (extra is shown in JSON output).
+func (a *app) editHost(f *targetFlags, components []string, plan func(ctx context.Context) ([]hosts.Plan, any, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := f.check(a); err != nil {
+			return err
+		}
+		if f.undo {
+			return a.undo(f, components...)
+		}
+		plans, extra, err := plan(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return a.applyPlans(f, plans, extra)
+	}
 }
 
 // applyPlans prints and (unless --dry-run) applies plans.
 func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
-	var views []planView
-	for _, p := range plans {
-		v := planView{Component: p.Component, Changed: []string{}, Unchanged: []string{}, Restart: p.Restart, Notes: p.Notes}
-		for _, c := range p.Changes {
-			switch {
-			case c.Changed() && c.Remove:
-				v.Removed = append(v.Removed, c.Path)
-			case c.Changed():
-				v.Changed = append(v.Changed, c.Path)
-			default:
-				v.Unchanged = append(v.Unchanged, c.Path)
-			}
-		}
-		if f.dryRun {
-			v.Diff = p.Diff()
-		}
-		views = append(views, v)
-	}
-	var res hosts.Result
-	if !f.dryRun {
-		var err error
-		res, err = hosts.Apply(f.root, plans...)
-		if err != nil {
-			return err
-		}
+	out, err := setup.Apply(f.root, f.dryRun, plans, extra)
+	if err != nil {
+		return err
 	}
 	if a.json {
-		out := struct {
-			Root       string       `json:"root"`
-			DryRun     bool         `json:"dryRun"`
-			Components []planView   `json:"components"`
-			Result     hosts.Result `json:"result"`
-			Extra      any          `json:"extra,omitempty"`
-		}{f.root, f.dryRun, views, res, extra}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return out.WriteJSON(a.stdout)
 	}
-	for _, v := range views {
-		if f.dryRun {
-			fmt.Fprint(a.stdout, v.Diff)
-		}
-		if a.quiet {
-			continue
-		}
-		verb := "wrote"
-		if f.dryRun {
-			verb = "would write"
-		}
-		for _, p := range v.Changed {
-			fmt.Fprintf(a.stdout, "%s: %s %s\n", v.Component, verb, p)
-		}
-		for _, p := range v.Removed {
-			if f.dryRun {
-				fmt.Fprintf(a.stdout, "%s: would remove %s\n", v.Component, p)
-			} else {
-				fmt.Fprintf(a.stdout, "%s: removed %s\n", v.Component, p)
-			}
-		}
-		for _, p := range v.Unchanged {
-			fmt.Fprintf(a.stdout, "%s: unchanged %s\n", v.Component, p)
-		}
-		for _, n := range v.Notes {
-			fmt.Fprintf(a.stdout, "%s: %s\n", v.Component, strings.TrimPrefix(n, v.Component+": "))
-		}
-	}
-	for _, n := range res.Notes {
+	out.WriteText(a.stdout, a.quiet)
+	for _, n := range out.Result.Notes {
 		fmt.Fprintf(a.stderr, "ecr-ptc: note: %s\n", n)
 	}
 	return nil
@@ -167,32 +133,19 @@ func (a *app) applyPlans(f *targetFlags, plans []hosts.Plan, extra any) error {
 
 // undo reverses the named components and prints what it did.
 func (a *app) undo(f *targetFlags, components ...string) error {
-	res, err := hosts.Undo(f.root, f.force, components...)
+	out, err := setup.Undo(f.root, f.force, components...)
 	if a.json {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if eerr := enc.Encode(struct {
-			Root   string       `json:"root"`
-			Result hosts.Result `json:"result"`
-		}{f.root, res}); eerr != nil && err == nil {
+		if eerr := out.WriteJSON(a.stdout); eerr != nil && err == nil {
 			err = eerr
 		}
 	} else if !a.quiet {
-		for _, p := range res.Restored {
-			fmt.Fprintf(a.stdout, "restored %s\n", p)
-		}
-		for _, p := range res.Removed {
-			fmt.Fprintf(a.stdout, "removed %s\n", p)
-		}
-		for _, n := range res.Notes {
-			fmt.Fprintln(a.stdout, n)
-		}
+		out.WriteText(a.stdout)
 	}
 	if err != nil {
 		return err
 	}
-	if len(res.Kept) > 0 {
-		return exitError{1, fmt.Errorf("undo left %d file(s) that changed after ecr-ptc wrote them: %s (see above; --force restores them)", len(res.Kept), strings.Join(res.Kept, ", "))}
+	if kept := out.Result.Kept; len(kept) > 0 {
+		return exitError{1, fmt.Errorf("undo left %d file(s) that changed after ecr-ptc wrote them: %s (see above; --force restores them)", len(kept), strings.Join(kept, ", "))}
 	}
 	return nil
 }
@@ -213,27 +166,14 @@ Running it twice changes nothing; --undo restores the files it replaced.
 containerd reads these files without a restart once config_path names the
 directory (see "ecr-ptc configure containerd"); ctr takes --hosts-dir.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(a); err != nil {
-				return err
-			}
-			if f.undo {
-				return a.undo(&f, "hosts")
-			}
-			mirror, err := a.mirror(&f)
+		RunE: a.editHost(&f, []string{"hosts"}, func(ctx context.Context) ([]hosts.Plan, any, error) {
+			mirror, m, err := a.shimAndRules(ctx, &f)
 			if err != nil {
-				return err
-			}
-			m, err := a.mapping(cmd.Context())
-			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			p, err := hosts.PlanHosts(f.root, dir, mirror, m, "hosts")
-			if err != nil {
-				return err
-			}
-			return a.applyPlans(&f, []hosts.Plan{p}, nil)
-		},
+			return []hosts.Plan{p}, nil, err
+		}),
 	}
 	f.add(cmd, true)
 	cmd.Flags().StringVar(&dir, "dir", hosts.DefaultCertsDir, "certs.d directory to write <upstream>/hosts.toml into (below --root)")

@@ -1,52 +1,33 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/net/http/httpproxy"
 
-	"github.com/ecr-ptc/ecr-ptc/atomicfile"
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/credentials"
-	"github.com/ecr-ptc/ecr-ptc/localca"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
-	"github.com/ecr-ptc/ecr-ptc/proxy"
-	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
+	"github.com/ecr-ptc/ecr-ptc/shim"
 )
 
 // mirrorFlags are the flags of `ecr-ptc mirror`; each overrides the
 // [mirror] key of the same name and falls back to ECR_PTC_MIRROR_<KEY>.
 type mirrorFlags struct {
-	listen           string
-	allowNonLoopback bool
-	followRedirects  bool
-	upstreamTimeout  time.Duration
-	tokenTimeout     time.Duration
-	rulesRefresh     time.Duration
-	stateDir         string
-	logLevel         string
-	metrics          bool
-	drainTimeout     time.Duration
-	proxyListen      string
-	upstreamFallback bool
-	upstreamProxy    string
-	caCert           string
-	caKey            string
+	// Addresses, paths and names.
+	listen, proxyListen, stateDir, caCert, caKey, upstreamProxy, logLevel string
+	// Switches.
+	allowNonLoopback, followRedirects, metrics, upstreamFallback bool
+	// Deadlines and intervals.
+	upstreamTimeout, tokenTimeout, rulesRefresh, drainTimeout time.Duration
 }
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -83,7 +64,7 @@ ready (Type=notify) and drains requests in flight on SIGTERM.`,
 	fl.BoolVar(&f.upstreamFallback, "upstream-fallback", true, "for requests through the proxy, fetch from the upstream registry (anonymously) when ECR fails (env ECR_PTC_MIRROR_UPSTREAM_FALLBACK)")
 	fl.StringVar(&f.upstreamProxy, "upstream-proxy", "", "the host's original HTTP proxy, for tunnels and upstream fallback (env ECR_PTC_MIRROR_UPSTREAM_PROXY)")
 	fl.StringVar(&f.caCert, "ca-cert", config.DefaultMirrorCACert, "PEM certificate of the local CA of transparent mode (env ECR_PTC_MIRROR_CA_CERT)")
-	fl.StringVar(&f.caKey, "ca-key", config.DefaultMirrorCAKey, "PEM key of the local CA; $CREDENTIALS_DIRECTORY/"+caKeyCredential+" wins when systemd passes it (env ECR_PTC_MIRROR_CA_KEY)")
+	fl.StringVar(&f.caKey, "ca-key", config.DefaultMirrorCAKey, "PEM key of the local CA; $CREDENTIALS_DIRECTORY/"+shim.CAKeyCredential+" wins when systemd passes it (env ECR_PTC_MIRROR_CA_KEY)")
 	a.addMappingFlags(cmd)
 	return cmd
 }
@@ -101,73 +82,14 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 		m = c.Mirror
 	}
 	drain := mirror.DefaultDrainTimeout
-	fl := cmd.Flags()
-	// set applies one key from the environment, then from the flag if given.
-	set := func(name string, apply func(string) error) error {
-		env := "ECR_PTC_MIRROR_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if name == "mirror-log-level" {
-			env = "ECR_PTC_MIRROR_LOG_LEVEL"
-		}
-		if v, ok := os.LookupEnv(env); ok && v != "" {
-			if err := apply(v); err != nil {
-				return usageError{fmt.Errorf("%s=%q: %w", env, v, err)}
-			}
-		}
-		if fl.Changed(name) {
-			if err := apply(fl.Lookup(name).Value.String()); err != nil {
-				return usageError{fmt.Errorf("--%s: %w", name, err)}
-			}
-		}
-		return nil
-	}
-	parseBool := func(dst *bool) func(string) error {
-		return func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("want true or false")
-			}
-			*dst = b
-			return nil
-		}
-	}
-	parseDur := func(dst *time.Duration) func(string) error {
-		return func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("want a duration such as 30s")
-			}
-			*dst = d
-			return nil
-		}
-	}
 	refresh := config.DefaultMirrorRulesRefresh
 	if m.RulesRefresh != nil {
 		refresh = m.RulesRefresh.Duration
 	}
 	metrics := m.MetricsEnabled()
 	fallback := m.FallbackEnabled()
-	steps := []struct {
-		name  string
-		apply func(string) error
-	}{
-		{"listen", func(v string) error { m.Listen = v; return nil }},
-		{"allow-non-loopback", parseBool(&m.AllowNonLoopback)},
-		{"follow-redirects", parseBool(&m.FollowRedirects)},
-		{"upstream-timeout", parseDur(&m.UpstreamTimeout.Duration)},
-		{"token-timeout", parseDur(&m.TokenTimeout.Duration)},
-		{"rules-refresh", parseDur(&refresh)},
-		{"state-dir", func(v string) error { m.StateDir = v; return nil }},
-		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
-		{"metrics", parseBool(&metrics)},
-		{"drain-timeout", parseDur(&drain)},
-		{"proxy-listen", func(v string) error { m.ProxyListen = v; return nil }},
-		{"upstream-fallback", parseBool(&fallback)},
-		{"upstream-proxy", func(v string) error { m.UpstreamProxy = v; return nil }},
-		{"ca-cert", func(v string) error { m.CACert = v; return nil }},
-		{"ca-key", func(v string) error { m.CAKey = v; return nil }},
-	}
-	for _, s := range steps {
-		if err := set(s.name, s.apply); err != nil {
+	for _, s := range mirrorSettingSteps(&m, &refresh, &metrics, &drain, &fallback) {
+		if err := applySetting(cmd, s.name, s.apply); err != nil {
 			return m, 0, err
 		}
 	}
@@ -180,15 +102,78 @@ func mirrorSettings(cmd *cobra.Command, a *app, f *mirrorFlags) (config.MirrorCo
 	return m, drain, nil
 }
 
+// mirrorSetting applies one flag's value to the settings.
+type mirrorSetting struct {
+	name  string
+	apply func(string) error
+}
+
+// mirrorSettingSteps lists every flag of the mirror command and where its
+// value goes, in the order they apply.
+func mirrorSettingSteps(m *config.MirrorConfig, refresh *time.Duration, metrics *bool, drain *time.Duration, fallback *bool) []mirrorSetting {
+	return []mirrorSetting{
+		{"listen", func(v string) error { m.Listen = v; return nil }},
+		{"allow-non-loopback", parseBoolInto(&m.AllowNonLoopback)},
+		{"follow-redirects", parseBoolInto(&m.FollowRedirects)},
+		{"upstream-timeout", parseDurationInto(&m.UpstreamTimeout.Duration)},
+		{"token-timeout", parseDurationInto(&m.TokenTimeout.Duration)},
+		{"rules-refresh", parseDurationInto(refresh)},
+		{"state-dir", func(v string) error { m.StateDir = v; return nil }},
+		{"mirror-log-level", func(v string) error { m.LogLevel = strings.ToLower(v); return nil }},
+		{"metrics", parseBoolInto(metrics)},
+		{"drain-timeout", parseDurationInto(drain)},
+		{"proxy-listen", func(v string) error { m.ProxyListen = v; return nil }},
+		{"upstream-fallback", parseBoolInto(fallback)},
+		{"upstream-proxy", func(v string) error { m.UpstreamProxy = v; return nil }},
+		{"ca-cert", func(v string) error { m.CACert = v; return nil }},
+		{"ca-key", func(v string) error { m.CAKey = v; return nil }},
+	}
+}
+
+// applySetting applies one key from the environment
+// (ECR_PTC_MIRROR_<NAME>), then from the flag if given.
+func applySetting(cmd *cobra.Command, name string, apply func(string) error) error {
+	env := "ECR_PTC_MIRROR_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if name == "mirror-log-level" {
+		env = "ECR_PTC_MIRROR_LOG_LEVEL"
+	}
+	if v, ok := os.LookupEnv(env); ok && v != "" {
+		if err := apply(v); err != nil {
+			return usageError{fmt.Errorf("%s=%q: %w", env, v, err)}
+		}
+	}
+	if fl := cmd.Flags(); fl.Changed(name) {
+		if err := apply(fl.Lookup(name).Value.String()); err != nil {
+			return usageError{fmt.Errorf("--%s: %w", name, err)}
+		}
+	}
+	return nil
+}
+
+func parseBoolInto(dst *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*dst = b
+		return nil
+	}
+}
+
+func parseDurationInto(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("want a duration such as 30s")
+		}
+		*dst = d
+		return nil
+	}
+}
+
 func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	ctx := cmd.Context()
-	if os.Getenv("GOGC") == "" {
-		// Collect at half the default heap growth: the shim's live heap is
-		// small and mostly connection buffers, and a resident size under
-		// 40 MiB at 256 clients matters more than a little CPU. GOGC
-		// overrides it.
-		debug.SetGCPercent(50)
-	}
 	m, drain, err := mirrorSettings(cmd, a, f)
 	if err != nil {
 		return err
@@ -204,213 +189,36 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	a.logger = log
 
-	stateDir := shimStateDir(m.StateDir)
+	stateDir := shim.StateDir(m.StateDir, os.Getenv("STATE_DIRECTORY"))
 	a.useStateDir(stateDir)
-	mapping, err := a.mapping(ctx)
+	mapping, copts, err := a.rulesAndCredentials(ctx)
 	if err != nil {
-		return fmt.Errorf("load pull-through cache rules: %w", err)
+		return err
 	}
-	copts, err := credentials.OptionsFromEnv()
-	if err != nil {
+	registry, region, countersDir := a.registry, "", stateDir
+	if cfg, err := a.config(); err == nil {
+		registry, region = cmp.Or(registry, cfg.Registry), cfg.Region
+		countersDir = cmp.Or(countersDir, cfg.StateDir)
+	}
+	err = shim.Run(ctx, shim.Config{
+		Mirror: m, Drain: drain, Logger: log, Mapping: mapping, Credentials: copts,
+		Registry: registry, Region: region, CountersDir: cmp.Or(countersDir, config.DefaultStateDir),
+		Reload: func(ctx context.Context) (rules.Result, error) {
+			a.cfg = nil // re-read the config file
+			a.useStateDir(stateDir)
+			return a.loadRules(ctx)
+		},
+	})
+	var se shim.SettingsError
+	if errors.As(err, &se) {
 		return usageError{err}
 	}
-	copts.Logger = log
-	scheme, err := a.registryEndpoint(mapping.Registry(), &copts)
-	if err != nil {
-		return err
-	}
-	if os.Getenv(credentials.EnvRenewBefore) == "" {
-		// Renew at half the token's lifetime, as ECR's own clients do: the
-		// provider caps the renewal window at half the lifetime.
-		copts.RenewBefore = 1000 * time.Hour
-	}
-	tokens := credentials.NewProvider(copts)
-
-	var upstreamProxy *url.URL
-	if m.UpstreamProxy != "" {
-		if upstreamProxy, err = url.Parse(m.UpstreamProxy); err != nil {
-			return usageError{fmt.Errorf("mirror.upstream_proxy: %w", err)}
-		}
-	}
-	srv, err := mirror.New(mirror.Options{
-		Mapping:          mapping,
-		Tokens:           tokens,
-		RegistryScheme:   scheme,
-		FollowRedirects:  m.FollowRedirects,
-		UpstreamTimeout:  m.UpstreamTimeout.Duration,
-		TokenTimeout:     m.TokenTimeout.Duration,
-		Logger:           log,
-		DisableMetrics:   !m.MetricsEnabled(),
-		UpstreamFallback: m.FallbackEnabled(),
-		UpstreamProxy:    upstreamProxy,
-		NoProxy:          httpproxy.FromEnvironment().NoProxy,
-	})
-	if err != nil {
-		return err
-	}
-	stopStats := keepStats(ctx, a, stateDir, srv, log)
-	defer stopStats()
-	var proxyDone chan error
-	if m.ProxyListen != "" {
-		px, pln, err := startProxy(ctx, &m, mapping, srv, upstreamProxy, log)
-		if err != nil {
-			return err
-		}
-		proxyDone = make(chan error, 1)
-		go func() { proxyDone <- px.Serve(ctx, pln) }()
-	}
-	ln, err := mirror.Listen(ctx, m.Listen, m.AllowNonLoopback)
-	if err != nil {
-		return err
-	}
-	if !mirror.IsLoopback(m.Listen) {
-		log.Warn("listening on a non-loopback address: anyone who reaches it pulls with this host's IAM role; restrict it with a firewall or security group",
-			slog.String("listen", ln.Addr().String()))
-	}
-	var upstreams []string
-	for _, r := range mapping.Rules() {
-		upstreams = append(upstreams, r.Upstream+"="+r.Prefix)
-	}
-	ready := func() {
-		log.Info("listening", slog.String("listen", ln.Addr().String()), slog.String("registry", mapping.Registry()),
-			slog.Any("rules", upstreams), slog.Bool("follow_redirects", m.FollowRedirects))
-		if err := mirror.Notify("READY=1"); err != nil {
-			log.Warn("systemd readiness notification failed", slog.String("error", err.Error()))
-		}
-	}
-	go func() {
-		<-ctx.Done()
-		_ = mirror.Notify("STOPPING=1")
-	}()
-	go a.refreshRules(ctx, srv, m.RulesRefresh.Duration, stateDir, log)
-	err = srv.Serve(ctx, ln, drain, ready)
-	if proxyDone != nil {
-		err = errors.Join(err, <-proxyDone)
-	}
-	if err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// caKeyCredential is the name of the CA key among systemd credentials
-// (LoadCredential=ecr-ptc-ca.key:/etc/ecr-ptc/ca/ca.key): the service's
-// dynamic user cannot read the root-only key file itself.
-const caKeyCredential = "ecr-ptc-ca.key"
-
-// startProxy loads the local CA and opens the CONNECT proxy's listener.
-func startProxy(ctx context.Context, m *config.MirrorConfig, mapping *rewrite.Mapping, srv *mirror.Server, upstream *url.URL, log *slog.Logger) (*proxy.Proxy, net.Listener, error) {
-	certPEM, err := os.ReadFile(m.CACert)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the transparent-mode CA certificate: %w: run `ecr-ptc setup --transparent` (or `ecr-ptc configure docker --transparent`) to create it", err)
-	}
-	keyPath := m.CAKey
-	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
-		if p := filepath.Join(dir, caKeyCredential); fileExists(p) {
-			keyPath = p
-		}
-	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the transparent-mode CA key: %w: the key is readable by root only; under systemd pass it with LoadCredential=%s:%s", err, caKeyCredential, m.CAKey)
-	}
-	ca, err := localca.Load(certPEM, keyPEM, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%q and %q: %w", m.CACert, keyPath, err)
-	}
-	var ups []string
-	for _, r := range mapping.Rules() {
-		ups = append(ups, r.Upstream)
-	}
-	intercept := localca.InterceptHosts(ups)
-	px, err := proxy.New(proxy.Options{
-		CA:            ca,
-		Intercept:     intercept,
-		Handler:       srv.UpstreamHandler,
-		UpstreamProxy: upstream,
-		NoProxy:       httpproxy.FromEnvironment().NoProxy,
-		SelfAddrs:     []string{m.Listen, m.ProxyListen},
-		Logger:        log.With(slog.String("component", "proxy")),
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := mirror.Listen(ctx, m.ProxyListen, m.AllowNonLoopback)
-	if err != nil {
-		px.Close()
-		return nil, nil, fmt.Errorf("proxy: %w", err)
-	}
-	up := ""
-	if upstream != nil {
-		up = upstream.Redacted()
-	}
-	log.Info("proxy listening", slog.String("proxy_listen", ln.Addr().String()), slog.Any("intercept", intercept),
-		slog.String("upstream_proxy", up), slog.Bool("upstream_fallback", m.FallbackEnabled()))
-	return px, ln, nil
-}
-
-// registryEndpoint returns the scheme to speak to the registry host, as
-// --registry or the config file gave it (https unless "http://" was
-// written), and makes sure the token provider accepts host: a registry
-// whose name is not ECR-shaped (such as a VPC endpoint name returned as
-// proxyEndpoint) is declared with the configured region, without needing
-// ECR_PTC_REGISTRIES.
-func (a *app) registryEndpoint(host string, copts *credentials.Options) (string, error) {
-	raw := a.registry
-	region := ""
-	if cfg, err := a.config(); err == nil {
-		if raw == "" {
-			raw = cfg.Registry
-		}
-		region = cfg.Region
-	}
-	scheme := "https"
-	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(raw)), "http://") {
-		scheme = "http"
-	}
-	if _, err := credentials.ParseRegistry(host); err == nil {
-		return scheme, nil
-	}
-	if _, ok := copts.Registries[strings.ToLower(host)]; ok {
-		return scheme, nil
-	}
-	if name, _, ok := strings.Cut(host, ":"); ok {
-		if _, ok := copts.Registries[strings.ToLower(name)]; ok {
-			return scheme, nil
-		}
-	}
-	for _, v := range []string{region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
-		if v != "" {
-			region = v
-			break
-		}
-	}
-	if region == "" {
-		return "", usageError{fmt.Errorf("registry %q is not an ECR host name, so its region is unknown: set region in the config file or AWS_REGION", host)}
-	}
-	if copts.Registries == nil {
-		copts.Registries = map[string]credentials.Registry{}
-	}
-	copts.Registries[strings.ToLower(host)] = credentials.Registry{Host: strings.ToLower(host), Region: region}
-	return scheme, nil
-}
-
-// shimStateDir is where the shim keeps its rule set: dir when given, else
-// the first directory of systemd's $STATE_DIRECTORY, else "" (the config's
-// state_dir).
-func shimStateDir(dir string) string {
-	if dir != "" {
-		return dir
-	}
-	first, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
-	return first
+	return err
 }
 
 // useStateDir makes rule loading keep the last good rule set in dir, the
-// shim's own writable directory; until the shim has saved one there, the
-// rule set saved by `ecr-ptc setup` in the config's state_dir is copied
-// in, so a start while the ECR API is unreachable still works.
+// shim's own writable directory, seeded with the rule set `ecr-ptc setup`
+// saved in the config's state_dir.
 func (a *app) useStateDir(dir string) {
 	if dir == "" {
 		return
@@ -419,60 +227,6 @@ func (a *app) useStateDir(dir string) {
 	if err != nil {
 		return
 	}
-	if cfg.StateDir != dir {
-		dst := filepath.Join(dir, rules.StateFile)
-		if !fileExists(dst) {
-			if b, err := atomicfile.ReadCapped(filepath.Join(cfg.StateDir, rules.StateFile), rules.MaxStateSize); err == nil {
-				if err := atomicfile.Write(dst, b, 0o600, nil); err != nil {
-					a.logger.Warn("could not copy the saved rule set", slog.String("to", dst), slog.String("error", err.Error()))
-				}
-			}
-		}
-	}
+	shim.SeedStateDir(dir, cfg.StateDir, a.logger)
 	cfg.StateDir = dir
-}
-
-// refreshRules reloads the rules on SIGHUP and every interval (0: only on
-// SIGHUP) and swaps them into srv. A failed reload keeps the rules in use.
-func (a *app) refreshRules(ctx context.Context, srv *mirror.Server, interval time.Duration, stateDir string, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var tick <-chan time.Time
-	if interval > 0 {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		trigger := "refresh"
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			trigger = "SIGHUP"
-		case <-tick:
-		}
-		a.cfg = nil // re-read the config file
-		a.useStateDir(stateDir)
-		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		res, err := a.loadRules(lctx)
-		cancel()
-		switch {
-		case err != nil:
-			log.Warn("rules reload failed; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(err.Error())))
-		case res.FromSaved:
-			log.Warn("rules reload could not reach the ECR API; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", credentials.Redact(res.Err.Error())))
-		default:
-			if err := srv.SetMapping(res.Mapping); err != nil {
-				log.Warn("rules reload refused; keeping the rules in use", slog.String("trigger", trigger), slog.String("error", err.Error()))
-				continue
-			}
-			var ups []string
-			for _, r := range res.Mapping.Rules() {
-				ups = append(ups, r.Upstream+"="+r.Prefix)
-			}
-			log.Info("rules reloaded", slog.String("trigger", trigger), slog.Any("rules", ups))
-		}
-	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,32 +58,6 @@ func TestWarmUsageErrors(t *testing.T) {
 	}
 }
 
-func TestWarmFilesIn(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	for _, f := range []string{"a/deploy.yaml", "b/Dockerfile", "images.txt", "README.md", ".git/config.yaml", "c/app.Containerfile"} {
-		p := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := warmFilesIn(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rel []string
-	for _, p := range got {
-		r, _ := filepath.Rel(dir, p)
-		rel = append(rel, r)
-	}
-	if want := "a/deploy.yaml b/Dockerfile c/app.Containerfile images.txt"; strings.Join(rel, " ") != want {
-		t.Errorf("files = %q, want %q", rel, want)
-	}
-}
-
 func TestReportWarm(t *testing.T) {
 	t.Parallel()
 	nginx := warm.Image{Ref: "docker.io/library/nginx:1.27", Repository: "docker-hub/library/nginx", Tag: "1.27", Sources: []string{"a.yaml:3:12"}}
@@ -116,7 +89,7 @@ func TestReportWarm(t *testing.T) {
 			var out bytes.Buffer
 			a := newApp(strings.NewReader(""), &out, &out)
 			a.json = tt.json
-			err := a.reportWarm(testRegistry, results, skipped, []string{"gcr.io"}, tt.check, tt.interrupted)
+			err := a.printWarm(warm.NewReport(testRegistry, results, skipped, []string{"gcr.io"}, tt.check), tt.interrupted)
 			if code := exitCode(err); err == nil || code != tt.code {
 				t.Fatalf("exit %d (%v), want %d", code, err, tt.code)
 			}
@@ -132,24 +105,5 @@ func TestReportWarm(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestWarmDisplayTTY(t *testing.T) {
-	t.Parallel()
-	var out bytes.Buffer
-	d := &warmDisplay{w: &out, mode: "tty", total: 2, inFlight: map[string]int64{}}
-	im := warm.Image{Ref: "docker.io/library/nginx:1.27"}
-	d.event(warm.Event{Image: im, Phase: "pulling"})
-	d.event(warm.Event{Image: im, Phase: "bytes", Bytes: 2048})
-	d.mu.Lock()
-	d.redraw()
-	d.mu.Unlock()
-	if !strings.Contains(out.String(), "[0/2] 2.0 KiB | docker.io/library/nginx:1.27 2.0 KiB") {
-		t.Errorf("live line: %q", out.String())
-	}
-	d.event(warm.Event{Image: im, Phase: "done", Result: &warm.Result{Image: im, Status: warm.StatusWarmed, Bytes: 2048}})
-	if !strings.Contains(out.String(), "[1/2] warmed docker.io/library/nginx:1.27 (2.0 KiB)\n") {
-		t.Errorf("finished line: %q", out.String())
 	}
 }

@@ -1,7 +1,6 @@
-package main
+package shim
 
 import (
-	"io"
 	"strings"
 	"testing"
 
@@ -24,12 +23,8 @@ func TestRegistryEndpoint(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("AWS_REGION", tt.region)
 			t.Setenv("AWS_DEFAULT_REGION", "")
-			t.Setenv("ECR_PTC_CONFIG", "")
-			a := newApp(strings.NewReader(""), io.Discard, io.Discard)
-			a.registry = tt.flag
-			a.configPath = "/nonexistent/config.toml"
 			var o credentials.Options
-			scheme, err := a.registryEndpoint(tt.host, &o)
+			scheme, err := RegistryEndpoint(tt.host, tt.flag, "", &o)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
