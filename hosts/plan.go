@@ -18,6 +18,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // CredentialHelper is the name of ecr-ptc's Docker credential helper
@@ -321,7 +322,7 @@ func PlanDocker(root string, o DockerOptions, m *rewrite.Mapping) (Plan, DockerE
 	}
 	var other []string
 	for _, up := range upstreams(m) {
-		if up != rewrite.DockerHub {
+		if up != upstream.DockerHub {
 			other = append(other, up)
 		}
 	}

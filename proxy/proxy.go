@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // DefaultDialTimeout bounds dialling a tunnel's target (or the upstream
@@ -435,19 +437,16 @@ func closeWrite(c net.Conn) {
 
 func sortStrings(s []string) { slices.Sort(s) }
 
-// dockerHubHosts are never intercepted: dockerd checks Docker Hub's
-// certificate against the system roots only (it reads no certs.d for it),
-// and reaches the shim for Docker Hub through registry-mirrors anyway.
-var dockerHubHosts = []string{"docker.io", "index.docker.io", "registry-1.docker.io", "auth.docker.io"}
-
 // InterceptHosts returns the hosts of upstreams (as people type them) the
-// proxy terminates: every one but Docker Hub, lower-cased, without ports
-// and duplicates, sorted.
+// proxy terminates: every one but those upstream.NeverIntercept names
+// (Docker Hub: dockerd checks its certificate against the system roots only
+// and reaches the shim for it through registry-mirrors anyway), lower-cased,
+// without ports and duplicates, sorted.
 func InterceptHosts(upstreams []string) []string {
 	var out []string
 	for _, u := range upstreams {
 		h := strings.ToLower(u)
-		if strings.Contains(h, ":") || slices.Contains(dockerHubHosts, h) || slices.Contains(out, h) {
+		if strings.Contains(h, ":") || upstream.NeverIntercept(h) || slices.Contains(out, h) {
 			continue
 		}
 		out = append(out, h)
