@@ -167,6 +167,22 @@ type edit struct {
 	restyled   bool // a plain YAML scalar had to be quoted
 }
 
+// found gathers the changes found in a document, in document order, and the
+// edits that make those that change anything.
+type found struct {
+	edits   []edit
+	changes []Change
+}
+
+// add records change c and, when e is not nil, the edit that makes it.
+func (f *found) add(c Change, e *edit) {
+	if e != nil {
+		e.change = len(f.changes)
+		f.edits = append(f.edits, *e)
+	}
+	f.changes = append(f.changes, c)
+}
+
 // splice applies edits, which must not overlap, to a copy of src.
 func splice(src []byte, edits []edit) []byte {
 	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
