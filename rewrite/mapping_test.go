@@ -302,3 +302,46 @@ func FuzzRewriteReverse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMapping checks a mapping built from one arbitrary rule: NewMapping
+// and Rewrite never panic and fail only with their documented errors; a
+// rewritten reference is always on the mapping's registry, and Reverse
+// turns it back into the normalised input.
+func FuzzMapping(f *testing.F) {
+	f.Add("docker-hub", "docker.io", "", "nginx:1.27")
+	f.Add("hub", "registry-1.docker.io", "", "library/nginx@"+testDigest)
+	f.Add("quay", "quay.io", "coreos", "quay.io/coreos/etcd:v3")
+	f.Add("ROOT", "111122223333.dkr.ecr.eu-west-1.amazonaws.com", "", "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/app:1")
+	f.Add("up/stream", "https://Public.ECR.aws/", "ROOT", "public.ecr.aws/nginx/nginx")
+	f.Add("k8s", "registry.k8s.io", "", "registry.k8s.io/pause:3.9@"+testDigest)
+	f.Fuzz(func(t *testing.T, prefix, up, upPrefix, ref string) {
+		m, err := NewMapping(testRegistry, []Rule{{Prefix: prefix, Upstream: up, UpstreamRepositoryPrefix: upPrefix}})
+		if err != nil {
+			return
+		}
+		out, err := m.Rewrite(ref)
+		if err != nil {
+			if !errors.Is(err, ErrNotMapped) && !errors.Is(err, ErrInvalidReference) {
+				t.Fatalf("Rewrite(%q): unexpected error kind %v", ref, err)
+			}
+			return
+		}
+		p, err := ParseRef(ref)
+		if err != nil {
+			t.Fatalf("Rewrite accepted %q that ParseRef rejects: %v", ref, err)
+		}
+		if out == strings.TrimSpace(ref) && (p.Host == testRegistry || upstream.IsECR(p.Host)) {
+			return // already on an ECR registry: left unchanged on purpose
+		}
+		if !strings.HasPrefix(out, testRegistry+"/") {
+			t.Fatalf("Rewrite(%q) = %q, not on the registry %q", ref, out, testRegistry)
+		}
+		back, err := m.Reverse(out)
+		if err != nil {
+			t.Fatalf("Reverse(Rewrite(%q) = %q): %v", ref, out, err)
+		}
+		if back != p.String() {
+			t.Fatalf("Reverse(Rewrite(%q)) = %q, want %q", ref, back, p.String())
+		}
+	})
+}
