@@ -223,18 +223,13 @@ func warmFilesIn(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		base := strings.ToLower(d.Name())
 		if d.IsDir() {
-			if p != dir && strings.HasPrefix(base, ".") {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		switch {
-		case strings.HasSuffix(base, ".yaml"), strings.HasSuffix(base, ".yml"), strings.HasSuffix(base, ".json"),
-			strings.HasSuffix(base, ".txt"), strings.HasSuffix(base, ".list"),
-			base == "dockerfile", base == "containerfile", strings.HasPrefix(base, "dockerfile."), strings.HasPrefix(base, "containerfile."),
-			strings.HasSuffix(base, ".dockerfile"), strings.HasSuffix(base, ".containerfile"):
+		if warm.IsInput(d.Name()) {
 			out = append(out, p)
 		}
 		return nil
