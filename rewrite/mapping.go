@@ -30,7 +30,7 @@ type Rule struct {
 	// Prefix is the ECR repository prefix, such as "docker-hub", or Root.
 	Prefix string
 	// Upstream is the registry host people type, normalised with
-	// NormalizeHost: "docker.io", "public.ecr.aws", "quay.io",
+	// upstream.Normalize: "docker.io", "public.ecr.aws", "quay.io",
 	// "myregistry.azurecr.io", "111122223333.dkr.ecr.eu-west-1.amazonaws.com".
 	Upstream string
 	// UpstreamURL is the upstreamRegistryUrl ECR reports, such as
