@@ -246,9 +246,7 @@ func (m *Mapping) Lookup(host string) (Rule, bool) {
 // the repository.
 func (m *Mapping) Repository(host, repo string) (string, error) {
 	host = upstream.Normalize(host)
-	if host == upstream.DockerHub && !strings.Contains(repo, "/") {
-		repo = "library/" + repo
-	}
+	repo = upstream.RepositoryPath(host, repo)
 	for _, r := range m.byHost[host] {
 		if p, ok := r.ecrPath(repo); ok {
 			return p, nil

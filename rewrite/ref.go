@@ -35,11 +35,9 @@ func ParseRef(ref string) (Ref, error) {
 	if err != nil {
 		return Ref{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err)
 	}
-	p := Ref{Host: upstream.Normalize(reference.Domain(named)), Path: reference.Path(named)}
-	if p.Host == upstream.DockerHub && !strings.Contains(p.Path, "/") {
-		// registry-1.docker.io/nginx is not normalised by the parser.
-		p.Path = "library/" + p.Path
-	}
+	host := upstream.Normalize(reference.Domain(named))
+	// The parser adds library/ to nginx, not to registry-1.docker.io/nginx.
+	p := Ref{Host: host, Path: upstream.RepositoryPath(host, reference.Path(named))}
 	if t, ok := named.(reference.Tagged); ok {
 		p.Tag = t.Tag()
 	}

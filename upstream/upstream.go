@@ -44,6 +44,10 @@ type Registry struct {
 	// AuthHosts are the hosts of the registry's token service, such as
 	// "auth.docker.io".
 	AuthHosts []string
+	// Namespace is the namespace of repositories named without one, such
+	// as "library" for Docker Hub's official images ("nginx" is
+	// "library/nginx"); "" when a one-part name is complete.
+	Namespace string
 
 	// match recognises the hosts of a registry known by pattern; nil for a
 	// registry with one host.
@@ -61,7 +65,7 @@ var registries = []Registry{
 		Aliases: []string{"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"},
 		Prefix:  "docker-hub", Enum: "docker-hub", NeedsCredentials: true,
 		URL: "registry-1.docker.io", Endpoint: "https://registry-1.docker.io",
-		NoIntercept: true, AuthHosts: []string{"auth.docker.io"},
+		NoIntercept: true, AuthHosts: []string{"auth.docker.io"}, Namespace: "library",
 	},
 	{Host: "ghcr.io", Prefix: "github", Enum: "github-container-registry", NeedsCredentials: true},
 	{Prefix: "azure", Enum: "azure-container-registry", NeedsCredentials: true, match: isAzure},
@@ -182,6 +186,19 @@ func Endpoint(host string) string {
 func DefaultPrefix(host string) string {
 	r, _ := Lookup(host)
 	return r.Prefix
+}
+
+// RepositoryPath returns the full path of repository repo on the registry
+// host: Docker Hub's "nginx" is "library/nginx"; other paths are
+// returned unchanged.
+func RepositoryPath(host, repo string) string {
+	if strings.Contains(repo, "/") {
+		return repo
+	}
+	if r, ok := Lookup(host); ok && r.Namespace != "" {
+		return r.Namespace + "/" + repo
+	}
+	return repo
 }
 
 // NeverIntercept reports whether a TLS proxy must leave host alone: a host,

@@ -152,6 +152,26 @@ func TestDefaultPrefix(t *testing.T) {
 	}
 }
 
+func TestRepositoryPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, host, repo, want string }{
+		{"hub official", "docker.io", "nginx", "library/nginx"},
+		{"hub alias official", "registry-1.docker.io", "nginx", "library/nginx"},
+		{"hub namespaced", "docker.io", "bitnami/nginx", "bitnami/nginx"},
+		{"hub library", "docker.io", "library/nginx", "library/nginx"},
+		{"quay one part", "quay.io", "etcd", "etcd"},
+		{"unknown", "reg.example", "app", "app"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := RepositoryPath(tt.host, tt.repo); got != tt.want {
+				t.Errorf("RepositoryPath(%q, %q) = %q, want %q", tt.host, tt.repo, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestNeverIntercept(t *testing.T) {
 	t.Parallel()
 	tests := map[string]bool{
