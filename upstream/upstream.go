@@ -54,8 +54,9 @@ type Registry struct {
 	match func(host string) bool
 }
 
-// registries is the table. Keep it in the order of ECR's upstreamRegistry
-// enum; one entry per upstream.
+// registries is the table, one entry per value of ECR's upstreamRegistry
+// enum. Lookup tries the entries in order, so ECR-to-ECR, matched by the
+// broadest pattern, comes last.
 var registries = []Registry{
 	{Host: "public.ecr.aws", Prefix: "ecr-public", Enum: "ecr-public"},
 	{Host: "quay.io", Prefix: "quay", Enum: "quay"},
