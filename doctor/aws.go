@@ -22,6 +22,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // IdentityAPI is the STS call the aws-identity check makes.
@@ -222,7 +223,7 @@ func (d *Doctor) checkRules(ctx context.Context, st *state) Result {
 	}
 	have := map[string]bool{}
 	for _, r := range rs {
-		have[rewrite.UpstreamHostFor(r.UpstreamURL)] = true
+		have[upstream.HostForURL(r.UpstreamURL)] = true
 	}
 	need := d.upstreamsInUse(st)
 	var missing []string
@@ -236,7 +237,7 @@ func (d *Doctor) checkRules(ctx context.Context, st *state) Result {
 		for _, u := range missing {
 			fix := "ecr-ptc rules create --upstream " + u
 			if (rewrite.Rule{Upstream: u}).NeedsCredentials() {
-				fix += " --credential-arn <ARN of secret " + rules.SecretNamePrefix + rules.DefaultPrefix(u) + ">"
+				fix += " --credential-arn <ARN of secret " + rules.SecretNamePrefix + upstream.DefaultPrefix(u) + ">"
 			}
 			fixes = append(fixes, fix)
 		}
@@ -258,7 +259,7 @@ func (d *Doctor) upstreamsInUse(st *state) []string {
 		set[u] = true
 	}
 	for _, r := range d.ConfigRules {
-		set[rewrite.NormalizeHost(r.Upstream)] = true
+		set[upstream.Normalize(r.Upstream)] = true
 	}
 	if host, ok := refHost(d.ProbeImage); ok && !slices.Contains(d.Skip, "pull-through") {
 		set[host] = true
@@ -282,7 +283,7 @@ func (d *Doctor) checkSecrets(ctx context.Context, st *state) Result {
 		if !r.NeedsCredentials() || r.UpstreamRegistry == "ecr" {
 			continue
 		}
-		up := rewrite.UpstreamHostFor(r.UpstreamURL)
+		up := upstream.HostForURL(r.UpstreamURL)
 		if r.CredentialARN == "" {
 			missing = append(missing, fmt.Sprintf("rule %s (%s) has no credentialArn", r.Prefix, up))
 			fixes = append(fixes, fmt.Sprintf("recreate rule %s with --credential-arn", r.Prefix))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecr-ptc/ecr-ptc/hosts"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // managedMark starts every hosts.toml ecr-ptc writes (see hosts).
@@ -210,7 +211,7 @@ func configuredUpstreams(root, certsDir string, o hosts.DockerOptions, mirrorURL
 			if err != nil || !ok || !bytes.HasPrefix(data, []byte(managedMark)) {
 				continue
 			}
-			set[rewrite.NormalizeHost(hostOfDir(e.Name()))] = true
+			set[upstream.Normalize(hostOfDir(e.Name()))] = true
 		}
 	}
 	daemonJSON := o.DaemonJSON
@@ -224,7 +225,7 @@ func configuredUpstreams(root, certsDir string, o hosts.DockerOptions, mirrorURL
 		if json.Unmarshal(data, &cfg) == nil && slices.ContainsFunc(cfg.Mirrors, func(m string) bool {
 			return strings.TrimRight(m, "/") == strings.TrimRight(mirrorURL, "/")
 		}) {
-			set[rewrite.DockerHub] = true
+			set[upstream.DockerHub] = true
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -251,7 +252,7 @@ func refHost(ref string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return rewrite.NormalizeHost(reference.Domain(n)), true
+	return upstream.Normalize(reference.Domain(n)), true
 }
 
 // checkMutableTags reads the image references of RefFiles and warns about

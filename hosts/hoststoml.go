@@ -12,7 +12,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
-	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // DefaultMirrorURL is the shim's URL when the config file names none.
@@ -50,10 +50,10 @@ func HostDir(host string) string {
 	return host
 }
 
-// ServerURL returns the hosts.toml server for upstream: the registry itself,
+// ServerURL returns the hosts.toml server for upstream host: the registry itself,
 // "https://registry-1.docker.io" for Docker Hub.
-func ServerURL(upstream string) string {
-	return "https://" + rewrite.UpstreamURLFor(upstream)
+func ServerURL(host string) string {
+	return upstream.Endpoint(host)
 }
 
 // hostsHeader is the comment that opens every hosts.toml ecr-ptc writes.

@@ -19,6 +19,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // CredentialHelper is the name of ecr-ptc's Docker credential helper
@@ -341,7 +342,7 @@ func dockerStoreNotes(eng DockerEngine, certsDir string, m *rewrite.Mapping) []s
 	version := cmp.Or(eng.Version, "of unknown version")
 	var other []string
 	for _, up := range upstreams(m) {
-		if up != rewrite.DockerHub {
+		if up != upstream.DockerHub {
 			other = append(other, up)
 		}
 	}

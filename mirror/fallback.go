@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // transparentKey marks a request that arrived through the CONNECT proxy
@@ -29,7 +29,7 @@ type transparentKey struct{}
 // service. When ECR fails and Options.UpstreamFallback is set, these
 // requests (and only these) are fetched from the upstream itself.
 func (s *Server) UpstreamHandler(host string) http.Handler {
-	host = rewrite.NormalizeHost(host)
+	host = upstream.Normalize(host)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(context.WithValue(r.Context(), transparentKey{}, host))
 		u := *r.URL
@@ -50,12 +50,12 @@ func (s *Server) canFallback(r *http.Request) bool {
 }
 
 // upstreamBase returns the scheme and host the fallback sends requests for
-// upstream to.
-func (s *Server) upstreamBase(upstream string) string {
-	if b, ok := s.upEndpoints[upstream]; ok {
+// host to.
+func (s *Server) upstreamBase(host string) string {
+	if b, ok := s.upEndpoints[host]; ok {
 		return strings.TrimRight(b, "/")
 	}
-	return "https://" + rewrite.UpstreamURLFor(upstream)
+	return upstream.Endpoint(host)
 }
 
 // fetchUpstream serves the request from the upstream registry itself,

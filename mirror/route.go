@@ -10,7 +10,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // mirrorPathPrefix starts the path form of a request: /mirror/<host>/v2/...
@@ -108,7 +108,7 @@ func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
 		if !anchoredHostRegexp.MatchString(host) {
 			return route{}, errNameInvalid("upstream host %q in the path is not a registry host name", host)
 		}
-		rt.upstream = rewrite.NormalizeHost(host)
+		rt.upstream = upstream.Normalize(host)
 		rt.form = "path"
 		p = "/" + after
 	}
@@ -197,7 +197,7 @@ func namespace(rawQuery string) (string, *registryError) {
 		if !anchoredHostRegexp.MatchString(v) {
 			return "", errNameInvalid("ns %q is not a registry host name", v)
 		}
-		v = rewrite.NormalizeHost(v)
+		v = upstream.Normalize(v)
 		if ns != "" && v != ns {
 			return "", errNameInvalid("ns is given twice, as %q and %q", ns, v)
 		}

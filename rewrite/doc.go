@@ -12,6 +12,11 @@
 // Docker Hub is accepted in every spelling (nginx, library/nginx, docker.io/...,
 // index.docker.io/..., registry-1.docker.io/...) and official images gain the
 // library/ segment ECR needs. Tags and digests are carried over exactly.
+// [ParseRef] splits a reference into the parts the mapping reads.
+//
+// What rewrite knows of each upstream registry (its spellings, its ECR
+// enum value, whether it needs credentials) it reads from package upstream;
+// it never spells an upstream's host or prefix itself.
 // References already on an ECR host without a rule are left alone; references
 // on a registry without a rule fail with [ErrNotMapped]: nothing is guessed.
 //
@@ -19,7 +24,8 @@
 // Compose files and Dockerfiles without touching any other byte
 // ([RewriteDocument]).
 //
-// This package is pure: it never reads files, the network or the environment.
-// Where rules come from (the ECR API, a config file, flags) is the caller's
-// business.
+// This package is pure and must stay so: it never reads files, the network
+// or the environment, and never imports os, net or net/http outside tests.
+// Where rules and documents come from (the ECR API, a config file, flags,
+// files on disk) is the caller's business.
 package rewrite

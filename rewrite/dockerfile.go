@@ -105,10 +105,7 @@ func dockerfileEdits(src []byte, fn Func) ([]edit, []Change, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var (
-		edits   []edit
-		changes []Change
-	)
+	var f found
 	lines := newLineIndex(src)
 	stages := map[string]bool{} // stage names defined so far
 	for _, r := range refs.all {
@@ -116,16 +113,11 @@ func dockerfileEdits(src []byte, fn Func) ([]edit, []Change, error) {
 		if r.kind == dfFrom && r.stage < len(refs.stageNames) && refs.stageNames[r.stage] != "" {
 			stages[refs.stageNames[r.stage]] = true
 		}
-		if !ok {
-			continue
+		if ok {
+			f.add(c, e)
 		}
-		if e != nil {
-			e.change = len(changes)
-			edits = append(edits, *e)
-		}
-		changes = append(changes, c)
 	}
-	return edits, changes, nil
+	return f.edits, f.changes, nil
 }
 
 // dfRefs is what the scanner found.
@@ -197,75 +189,103 @@ func isDigits(s string) bool {
 // scanDockerfile splits src into instructions and returns the reference
 // candidates of FROM, COPY --from and RUN --mount=...,from=.
 func scanDockerfile(src []byte) (dfRefs, error) {
-	refs := dfRefs{allStages: map[string]bool{}}
-	lines := splitPhysLines(src)
-	escape := byte('\\')
-	directivesDone := false
-	seenDirective := map[string]bool{}
-	for i := 0; i < len(lines); i++ {
-		pl := lines[i]
-		raw := string(src[pl.start:pl.end])
-		trimmed := strings.TrimLeftFunc(raw, unicode.IsSpace)
-		if !directivesDone {
-			m := reDirective.FindStringSubmatch(trimmed)
-			if m != nil && knownDirectives[strings.ToLower(m[1])] && !seenDirective[strings.ToLower(m[1])] {
-				key := strings.ToLower(m[1])
-				seenDirective[key] = true
-				if key == "escape" {
-					if m[2] != "`" && m[2] != `\` {
-						return refs, fmt.Errorf("line %d: escape directive %q is not valid: use ` or \\", i+1, m[2])
-					}
-					escape = m[2][0]
-				}
-				continue
-			}
-			directivesDone = true
-		}
+	sc := &dfScanner{src: src, lines: splitPhysLines(src), escape: '\\', refs: dfRefs{allStages: map[string]bool{}}}
+	first, err := sc.directives()
+	if err != nil {
+		return sc.refs, err
+	}
+	for sc.i = first; sc.i < len(sc.lines); sc.i++ {
+		trimmed := strings.TrimLeftFunc(sc.text(sc.i), unicode.IsSpace)
 		if trimmed == "" || trimmed[0] == '#' {
 			continue
 		}
-		first := i
-		line := dfLine{}
-		seg := dfSegment{off: pl.end - len(trimmed), text: trimmed}
-		cont := false
-		seg.text, cont = trimContinuation(seg.text, escape)
-		line.segs = append(line.segs, seg)
-		for cont && i+1 < len(lines) {
-			i++
-			pl := lines[i]
-			raw := string(src[pl.start:pl.end])
-			t := strings.TrimLeftFunc(raw, unicode.IsSpace)
-			if t == "" || t[0] == '#' {
-				continue
-			}
-			seg := dfSegment{off: pl.start, text: raw}
-			seg.text, cont = trimContinuation(seg.text, escape)
-			line.segs = append(line.segs, seg)
-		}
-		for _, s := range line.segs {
-			line.text += s.text
-		}
-		lp := &line
-		heredocs := scanInstruction(lp, &refs)
-		for _, h := range heredocs {
-			terminated := false
-			for i+1 < len(lines) {
-				i++
-				body := string(src[lines[i].start:lines[i].end])
-				if h.chomp {
-					body = strings.TrimLeft(body, "\t")
-				}
-				if body == h.name {
-					terminated = true
-					break
-				}
-			}
-			if !terminated {
-				return refs, fmt.Errorf("line %d: heredoc <<%s is not terminated: add a line holding only %s", first+1, h.name, h.name)
+		start := sc.i
+		for _, h := range scanInstruction(sc.logicalLine(trimmed), &sc.refs) {
+			if !sc.skipHeredoc(h) {
+				return sc.refs, fmt.Errorf("line %d: heredoc <<%s is not terminated: add a line holding only %s", start+1, h.name, h.name)
 			}
 		}
 	}
-	return refs, nil
+	return sc.refs, nil
+}
+
+// dfScanner walks the physical lines of a Dockerfile.
+type dfScanner struct {
+	src    []byte
+	lines  []physLine
+	i      int  // the physical line being read
+	escape byte // the escape character, \ or `
+	refs   dfRefs
+}
+
+// text returns physical line i without its line ending.
+func (sc *dfScanner) text(i int) string {
+	return string(sc.src[sc.lines[i].start:sc.lines[i].end])
+}
+
+// directives reads the parser directives that open the file (of which only
+// escape changes the scan) and returns the index of the first line after
+// them.
+func (sc *dfScanner) directives() (int, error) {
+	seen := map[string]bool{}
+	for i := range sc.lines {
+		m := reDirective.FindStringSubmatch(strings.TrimLeftFunc(sc.text(i), unicode.IsSpace))
+		if m == nil || !knownDirectives[strings.ToLower(m[1])] || seen[strings.ToLower(m[1])] {
+			return i, nil
+		}
+		key := strings.ToLower(m[1])
+		seen[key] = true
+		if key != "escape" {
+			continue
+		}
+		if m[2] != "`" && m[2] != `\` {
+			return i, fmt.Errorf("line %d: escape directive %q is not valid: use ` or \\", i+1, m[2])
+		}
+		sc.escape = m[2][0]
+	}
+	return len(sc.lines), nil
+}
+
+// logicalLine joins the instruction that starts on the current physical
+// line (trimmed is that line without leading blanks) with the lines it
+// continues on, skipping comment and blank lines between them, and leaves
+// the scanner on its last line.
+func (sc *dfScanner) logicalLine(trimmed string) *dfLine {
+	line := &dfLine{}
+	seg := dfSegment{off: sc.lines[sc.i].end - len(trimmed), text: trimmed}
+	var cont bool
+	seg.text, cont = trimContinuation(seg.text, sc.escape)
+	line.segs = append(line.segs, seg)
+	for cont && sc.i+1 < len(sc.lines) {
+		sc.i++
+		raw := sc.text(sc.i)
+		if t := strings.TrimLeftFunc(raw, unicode.IsSpace); t == "" || t[0] == '#' {
+			continue
+		}
+		seg := dfSegment{off: sc.lines[sc.i].start, text: raw}
+		seg.text, cont = trimContinuation(seg.text, sc.escape)
+		line.segs = append(line.segs, seg)
+	}
+	for _, sg := range line.segs {
+		line.text += sg.text
+	}
+	return line
+}
+
+// skipHeredoc moves the scanner past the body of h and reports whether its
+// terminating line was found.
+func (sc *dfScanner) skipHeredoc(h dfHeredoc) bool {
+	for sc.i+1 < len(sc.lines) {
+		sc.i++
+		body := sc.text(sc.i)
+		if h.chomp {
+			body = strings.TrimLeft(body, "\t")
+		}
+		if body == h.name {
+			return true
+		}
+	}
+	return false
 }
 
 // trimContinuation removes a trailing escape character (and blanks after
@@ -291,90 +311,121 @@ type dfHeredoc struct {
 // scanInstruction records the reference candidates of one logical line and
 // returns the heredocs whose bodies follow it.
 func scanInstruction(l *dfLine, refs *dfRefs) []dfHeredoc {
-	words := splitWords(l.text, 0)
-	if len(words) == 0 {
-		return nil
-	}
-	cmd := strings.ToLower(l.text[words[0].start:words[0].end])
-	args := words[1:]
-	if cmd == "onbuild" && len(args) > 0 {
-		cmd = strings.ToLower(l.text[args[0].start:args[0].end])
-		args = args[1:]
-		if cmd == "from" {
-			return nil
-		}
-	}
-	word := func(w dfWord) string { return l.text[w.start:w.end] }
-	// flags returns the leading --flag words and the rest, the way BuildKit
-	// separates builder flags from arguments.
-	flags := func(ws []dfWord) ([]dfWord, []dfWord) {
-		for i, w := range ws {
-			t := word(w)
-			if !strings.HasPrefix(t, "--") {
-				return ws[:i], ws[i:]
-			}
-			if t == "--" {
-				return ws[:i], ws[i+1:]
-			}
-		}
-		return ws, nil
-	}
+	cmd, args := l.instruction()
 	switch cmd {
 	case "from":
-		_, rest := flags(args)
-		stage := len(refs.stageNames)
-		name := ""
-		if len(rest) >= 3 && strings.EqualFold(word(rest[1]), "as") {
-			name = strings.ToLower(word(rest[2]))
-			refs.allStages[name] = true
-		}
-		refs.stageNames = append(refs.stageNames, name)
-		if len(rest) >= 1 {
-			refs.all = append(refs.all, dfRef{line: l, start: rest[0].start, end: rest[0].end, kind: dfFrom, stage: stage})
-		}
-		return nil
+		scanFrom(l, args, refs)
 	case "copy", "add", "run":
-		fl, rest := flags(args)
-		for _, f := range fl {
-			t := word(f)
-			key, val, hasVal := strings.Cut(t[2:], "=")
-			if !hasVal {
-				continue
-			}
-			valStart := f.start + 2 + len(key) + 1
-			switch {
-			case cmd == "copy" && key == "from":
-				refs.all = append(refs.all, dfRef{line: l, start: valStart, end: f.end, kind: dfCopyFrom})
-			case cmd == "run" && key == "mount":
-				off := valStart
-				for field := range strings.SplitSeq(val, ",") {
-					k, v, ok := strings.Cut(field, "=")
-					if ok && strings.EqualFold(strings.TrimSpace(k), "from") {
-						vs := off + len(k) + 1
-						refs.all = append(refs.all, dfRef{line: l, start: vs, end: vs + len(v), kind: dfMountFrom})
-					}
-					off += len(field) + 1
-				}
-			}
-		}
+		fl, rest := l.flags(args)
+		scanFromFlags(l, cmd, fl, refs)
 		if len(rest) == 0 || isJSONArray(l.text[rest[0].start:]) {
 			return nil
 		}
-		var docs []dfHeredoc
-		for _, w := range splitShellWords(l.text[rest[0].start:]) {
-			m := reHeredocWord.FindStringSubmatch(w)
-			if m == nil || m[3] == "" {
-				continue
-			}
-			name := unquoteShellWord(m[3])
-			if name == "" || strings.ContainsFunc(name, unicode.IsSpace) {
-				continue
-			}
-			docs = append(docs, dfHeredoc{name: name, chomp: m[2] == "-"})
-		}
-		return docs
+		return heredocs(l.text[rest[0].start:])
 	}
 	return nil
+}
+
+// instruction returns the line's instruction, lower-cased, and its
+// argument words. For ONBUILD it returns the triggered instruction, except
+// ONBUILD FROM, which is no instruction ("").
+func (l *dfLine) instruction() (string, []dfWord) {
+	words := splitWords(l.text, 0)
+	if len(words) == 0 {
+		return "", nil
+	}
+	cmd, args := strings.ToLower(l.word(words[0])), words[1:]
+	if cmd != "onbuild" || len(args) == 0 {
+		return cmd, args
+	}
+	cmd, args = strings.ToLower(l.word(args[0])), args[1:]
+	if cmd == "from" {
+		return "", nil
+	}
+	return cmd, args
+}
+
+// word returns the text of w.
+func (l *dfLine) word(w dfWord) string { return l.text[w.start:w.end] }
+
+// flags returns the leading --flag words of ws and the rest, the way
+// BuildKit separates builder flags from arguments.
+func (l *dfLine) flags(ws []dfWord) (flags, rest []dfWord) {
+	for i, w := range ws {
+		t := l.word(w)
+		if !strings.HasPrefix(t, "--") {
+			return ws[:i], ws[i:]
+		}
+		if t == "--" {
+			return ws[:i], ws[i+1:]
+		}
+	}
+	return ws, nil
+}
+
+// scanFrom records the image of FROM [--flags] image [AS name] and the
+// stage it starts.
+func scanFrom(l *dfLine, args []dfWord, refs *dfRefs) {
+	_, rest := l.flags(args)
+	stage := len(refs.stageNames)
+	name := ""
+	if len(rest) >= 3 && strings.EqualFold(l.word(rest[1]), "as") {
+		name = strings.ToLower(l.word(rest[2]))
+		refs.allStages[name] = true
+	}
+	refs.stageNames = append(refs.stageNames, name)
+	if len(rest) >= 1 {
+		refs.all = append(refs.all, dfRef{line: l, start: rest[0].start, end: rest[0].end, kind: dfFrom, stage: stage})
+	}
+}
+
+// scanFromFlags records the values of COPY --from= and of the from= fields
+// of RUN --mount=.
+func scanFromFlags(l *dfLine, cmd string, flags []dfWord, refs *dfRefs) {
+	for _, f := range flags {
+		key, val, hasVal := strings.Cut(l.word(f)[2:], "=")
+		if !hasVal {
+			continue
+		}
+		valStart := f.start + 2 + len(key) + 1
+		switch {
+		case cmd == "copy" && key == "from":
+			refs.all = append(refs.all, dfRef{line: l, start: valStart, end: f.end, kind: dfCopyFrom})
+		case cmd == "run" && key == "mount":
+			scanMountFrom(l, val, valStart, refs)
+		}
+	}
+}
+
+// scanMountFrom records the from= field of a --mount value that starts at
+// offset off of the line.
+func scanMountFrom(l *dfLine, val string, off int, refs *dfRefs) {
+	for field := range strings.SplitSeq(val, ",") {
+		k, v, ok := strings.Cut(field, "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "from") {
+			vs := off + len(k) + 1
+			refs.all = append(refs.all, dfRef{line: l, start: vs, end: vs + len(v), kind: dfMountFrom})
+		}
+		off += len(field) + 1
+	}
+}
+
+// heredocs returns the heredocs (<<EOF, <<-"EOF") that the shell-form
+// arguments args open.
+func heredocs(args string) []dfHeredoc {
+	var docs []dfHeredoc
+	for _, w := range splitShellWords(args) {
+		m := reHeredocWord.FindStringSubmatch(w)
+		if m == nil || m[3] == "" {
+			continue
+		}
+		name := unquoteShellWord(m[3])
+		if name == "" || strings.ContainsFunc(name, unicode.IsSpace) {
+			continue
+		}
+		docs = append(docs, dfHeredoc{name: name, chomp: m[2] == "-"})
+	}
+	return docs
 }
 
 // splitWords splits s at runs of blanks, starting at offset from.

@@ -86,14 +86,9 @@ func (c Change) String() string {
 	}
 }
 
-// DetectFormat guesses the format of a document from its file name and then
-// from its content. Names Dockerfile, Containerfile, Dockerfile.*,
-// Containerfile.*, *.Dockerfile and *.Containerfile (in any letter case) are
-// Dockerfiles; *.yaml, *.yml and *.json are YAML. Otherwise (including the
-// name "" or "-" for standard input) a document whose first instruction line
-// is FROM or ARG is a Dockerfile, and anything else is YAML.
-// DetectFormat never returns FormatAuto.
-func DetectFormat(name string, src []byte) Format {
+// FormatOfName returns the format a file name says a document has, as
+// DetectFormat reads names, or FormatAuto when the name says nothing.
+func FormatOfName(name string) Format {
 	base := strings.ToLower(filepath.Base(name))
 	switch {
 	case base == "dockerfile" || base == "containerfile",
@@ -102,6 +97,20 @@ func DetectFormat(name string, src []byte) Format {
 		return FormatDockerfile
 	case strings.HasSuffix(base, ".yaml"), strings.HasSuffix(base, ".yml"), strings.HasSuffix(base, ".json"):
 		return FormatYAML
+	}
+	return FormatAuto
+}
+
+// DetectFormat guesses the format of a document from its file name and then
+// from its content. Names Dockerfile, Containerfile, Dockerfile.*,
+// Containerfile.*, *.Dockerfile and *.Containerfile (in any letter case) are
+// Dockerfiles; *.yaml, *.yml and *.json are YAML. Otherwise (including the
+// name "" or "-" for standard input) a document whose first instruction line
+// is FROM or ARG is a Dockerfile, and anything else is YAML.
+// DetectFormat never returns FormatAuto.
+func DetectFormat(name string, src []byte) Format {
+	if f := FormatOfName(name); f != FormatAuto {
+		return f
 	}
 	rest := bytes.TrimPrefix(src, utf8BOM)
 	for len(rest) > 0 {
@@ -165,6 +174,22 @@ type edit struct {
 	text       string
 	change     int  // index of the Change the edit makes
 	restyled   bool // a plain YAML scalar had to be quoted
+}
+
+// found gathers the changes found in a document, in document order, and the
+// edits that make those that change anything.
+type found struct {
+	edits   []edit
+	changes []Change
+}
+
+// add records change c and, when e is not nil, the edit that makes it.
+func (f *found) add(c Change, e *edit) {
+	if e != nil {
+		e.change = len(f.changes)
+		f.edits = append(f.edits, *e)
+	}
+	f.changes = append(f.changes, c)
 }
 
 // splice applies edits, which must not overlap, to a copy of src.

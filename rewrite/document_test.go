@@ -243,6 +243,29 @@ func TestIdentityKeepsDocuments(t *testing.T) {
 	}
 }
 
+func TestFormatOfName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, file string
+		want       Format
+	}{
+		{"dockerfile", "build/Dockerfile", FormatDockerfile},
+		{"containerfile suffix", "api.CONTAINERFILE", FormatDockerfile},
+		{"yaml", "deploy/app.yaml", FormatYAML},
+		{"json", "pod.json", FormatYAML},
+		{"stdin says nothing", "-", FormatAuto},
+		{"text says nothing", "images.txt", FormatAuto},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := FormatOfName(tt.file); got != tt.want {
+				t.Errorf("FormatOfName(%q) = %v, want %v", tt.file, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestDetectFormat(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // ErrNotMapped means the reference's registry has no pull-through cache
@@ -16,10 +18,6 @@ var ErrNotMapped = errors.New("no pull-through cache rule")
 
 // ErrInvalidReference means the input is not a valid image reference.
 var ErrInvalidReference = errors.New("invalid image reference")
-
-// DockerHub is the canonical name of Docker Hub, the registry of references
-// that name no registry.
-const DockerHub = "docker.io"
 
 // Root is the prefix value ECR uses for "no prefix": as an upstream
 // repository prefix it matches every upstream repository, as an ECR
@@ -32,11 +30,11 @@ type Rule struct {
 	// Prefix is the ECR repository prefix, such as "docker-hub", or Root.
 	Prefix string
 	// Upstream is the registry host people type, normalised with
-	// NormalizeHost: "docker.io", "public.ecr.aws", "quay.io",
+	// upstream.Normalize: "docker.io", "public.ecr.aws", "quay.io",
 	// "myregistry.azurecr.io", "111122223333.dkr.ecr.eu-west-1.amazonaws.com".
 	Upstream string
 	// UpstreamURL is the upstreamRegistryUrl ECR reports, such as
-	// "registry-1.docker.io". Empty means UpstreamURLFor(Upstream).
+	// "registry-1.docker.io". Empty means upstream.URLFor(Upstream).
 	UpstreamURL string
 	// UpstreamRegistry is ECR's name for the upstream kind ("docker-hub",
 	// "ecr-public", "quay", "k8s", "github-container-registry", ...), or "".
@@ -55,19 +53,15 @@ type Rule struct {
 }
 
 // NeedsCredentials reports whether ECR needs a Secrets Manager secret to
-// import from this rule's upstream.
+// import from this rule's upstream: the upstream table's answer for
+// UpstreamRegistry when it is set, for Upstream otherwise. An upstream the
+// table does not know is assumed to need them.
 func (r Rule) NeedsCredentials() bool {
-	switch r.UpstreamRegistry {
-	case "ecr-public", "k8s", "quay", "ecr":
-		return false
-	case "":
-		switch r.Upstream {
-		case "public.ecr.aws", "registry.k8s.io", "quay.io":
-			return false
-		}
-		return !IsECRHost(r.Upstream)
+	u, ok := upstream.ByEnum(r.UpstreamRegistry)
+	if r.UpstreamRegistry == "" {
+		u, ok = upstream.Lookup(r.Upstream)
 	}
-	return true
+	return !ok || u.NeedsCredentials
 }
 
 // upstreamPath maps a repository path below the rule's ECR prefix to the
@@ -163,39 +157,12 @@ func NewMapping(registry string, rules []Rule) (*Mapping, error) {
 // hostPattern is a whole registry host with an optional port.
 var hostPattern = regexp.MustCompile(`^(?:` + reference.DomainRegexp.String() + `)$`)
 
-// DefaultPrefix returns the ECR repository prefix the console suggests for
-// an upstream host (in any spelling): "docker-hub", "ecr-public", "quay",
-// "kubernetes", "github", "gitlab", "azure", "chainguard"; "" when there is
-// no convention (ECR-to-ECR rules, other hosts).
-func DefaultPrefix(upstream string) string {
-	host := NormalizeHost(upstream)
-	switch {
-	case host == DockerHub:
-		return "docker-hub"
-	case host == "public.ecr.aws":
-		return "ecr-public"
-	case host == "quay.io":
-		return "quay"
-	case host == "registry.k8s.io":
-		return "kubernetes"
-	case host == "ghcr.io":
-		return "github"
-	case host == "registry.gitlab.com":
-		return "gitlab"
-	case strings.HasSuffix(host, ".azurecr.io"):
-		return "azure"
-	case host == "cgr.dev":
-		return "chainguard"
-	}
-	return ""
-}
-
 // preferred orders two rules of one upstream: a is preferred over b.
 func preferred(a, b Rule) bool {
 	if len(a.UpstreamRepositoryPrefix) != len(b.UpstreamRepositoryPrefix) {
 		return len(a.UpstreamRepositoryPrefix) > len(b.UpstreamRepositoryPrefix)
 	}
-	ca, cb := DefaultPrefix(a.Upstream) == a.Prefix, DefaultPrefix(b.Upstream) == b.Prefix
+	ca, cb := upstream.DefaultPrefix(a.Upstream) == a.Prefix, upstream.DefaultPrefix(b.Upstream) == b.Prefix
 	if ca != cb {
 		return ca
 	}
@@ -205,23 +172,27 @@ func preferred(a, b Rule) bool {
 	return a.Prefix < b.Prefix
 }
 
+// describeRule names a rule in an error: "docker-hub=docker.io from saved".
 func describeRule(r Rule) string {
-	s := r.Prefix + "=" + r.Upstream
-	if r.UpstreamRepositoryPrefix != "" {
-		s += "/" + r.UpstreamRepositoryPrefix
+	s := joinPresent(r.Prefix+"="+r.Upstream, "/", r.UpstreamRepositoryPrefix)
+	return joinPresent(s, " from ", r.Source)
+}
+
+// joinPresent returns s followed by sep and part, or s alone when part is
+// empty.
+func joinPresent(s, sep, part string) string {
+	if part == "" {
+		return s
 	}
-	if r.Source != "" {
-		s += " from " + r.Source
-	}
-	return s
+	return s + sep + part
 }
 
 func normalizeRule(r Rule) (Rule, error) {
 	r.Prefix = strings.TrimSuffix(strings.TrimSpace(r.Prefix), "/")
-	if r.Upstream == "" && r.UpstreamURL != "" {
-		r.Upstream = UpstreamHostFor(r.UpstreamURL)
+	if r.Upstream == "" {
+		r.Upstream = r.UpstreamURL
 	}
-	r.Upstream = NormalizeHost(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(r.Upstream), "https://"), "http://"), "/"))
+	r.Upstream = upstream.HostForURL(r.Upstream)
 	if r.Upstream == "" {
 		return r, fmt.Errorf("rule with prefix %q has no upstream registry: name one, such as docker.io or public.ecr.aws", r.Prefix)
 	}
@@ -229,7 +200,7 @@ func normalizeRule(r Rule) (Rule, error) {
 		return r, fmt.Errorf("rule upstream %q is not a registry host: want a host name with an optional port, such as quay.io", r.Upstream)
 	}
 	if r.UpstreamURL == "" {
-		r.UpstreamURL = UpstreamURLFor(r.Upstream)
+		r.UpstreamURL = upstream.URLFor(r.Upstream)
 	}
 	if r.Prefix != Root && (len(r.Prefix) < 2 || len(r.Prefix) > 30) || !prefixPattern.MatchString(r.Prefix) {
 		return r, fmt.Errorf("rule prefix %q for upstream %q is not a valid ECR repository prefix: want 2 to 30 lower-case letters, digits, '.', '_', '-' or '/', such as docker-hub", r.Prefix, r.Upstream)
@@ -250,46 +221,19 @@ func normalizeRule(r Rule) (Rule, error) {
 	return r, nil
 }
 
-// NormalizeHost lower-cases host and folds Docker Hub's spellings
-// (index.docker.io, registry-1.docker.io, registry.hub.docker.com) into
-// "docker.io".
-func NormalizeHost(host string) string {
-	host = strings.ToLower(host)
-	switch host {
-	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
-		return DockerHub
-	}
-	return host
-}
-
-// UpstreamHostFor returns the host people type for an upstreamRegistryUrl
-// as ECR reports it: "registry-1.docker.io" gives "docker.io".
-func UpstreamHostFor(upstreamURL string) string {
-	u := strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(upstreamURL)), "https://"), "http://")
-	return NormalizeHost(strings.TrimSuffix(u, "/"))
-}
-
-// UpstreamURLFor returns the host to contact for an upstream registry:
-// "docker.io" gives "registry-1.docker.io", every other host is itself.
-func UpstreamURLFor(upstream string) string {
-	if NormalizeHost(upstream) == DockerHub {
-		return "registry-1.docker.io"
-	}
-	return upstream
-}
-
 // Registry returns the ECR registry host the mapping rewrites to.
 func (m *Mapping) Registry() string { return m.registry }
 
 // Rules returns the mapping's rules, sorted by upstream.
 func (m *Mapping) Rules() []Rule { return append([]Rule(nil), m.rules...) }
 
-// Lookup returns the rule for upstream, a registry host in any spelling.
+// Lookup returns the rule for host, an upstream registry host in any
+// spelling.
 // When an upstream has several rules (ECR-to-ECR rules with upstream
 // repository prefixes), Lookup returns the one with the longest upstream
 // repository prefix.
-func (m *Mapping) Lookup(upstream string) (Rule, bool) {
-	rs := m.byHost[NormalizeHost(upstream)]
+func (m *Mapping) Lookup(host string) (Rule, bool) {
+	rs := m.byHost[upstream.Normalize(host)]
 	if len(rs) == 0 {
 		return Rule{}, false
 	}
@@ -297,13 +241,12 @@ func (m *Mapping) Lookup(upstream string) (Rule, bool) {
 }
 
 // Repository returns the ECR repository path that serves repository repo of
-// registry upstream: ("docker.io", "nginx") gives "docker-hub/library/nginx".
-// It fails with ErrNotMapped when no rule covers the repository.
-func (m *Mapping) Repository(upstream, repo string) (string, error) {
-	host := NormalizeHost(upstream)
-	if host == DockerHub && !strings.Contains(repo, "/") {
-		repo = "library/" + repo
-	}
+// upstream registry host: ("docker.io", "nginx") gives
+// "docker-hub/library/nginx". It fails with ErrNotMapped when no rule covers
+// the repository.
+func (m *Mapping) Repository(host, repo string) (string, error) {
+	host = upstream.Normalize(host)
+	repo = upstream.RepositoryPath(host, repo)
 	for _, r := range m.byHost[host] {
 		if p, ok := r.ecrPath(repo); ok {
 			return p, nil
@@ -323,69 +266,27 @@ func (m *Mapping) upstreamPrefixes(host string) string {
 	return strings.Join(ps, ", ")
 }
 
-// parsed is a reference split into the parts rewriting needs.
-type parsed struct {
-	host   string // normalised registry host
-	path   string // repository path, with library/ for Docker Hub officials
-	tag    string
-	digest string
-}
-
-func (p parsed) suffix() string {
-	s := ""
-	if p.tag != "" {
-		s += ":" + p.tag
-	}
-	if p.digest != "" {
-		s += "@" + p.digest
-	}
-	return s
-}
-
-func parse(ref string) (parsed, error) {
-	s := strings.TrimSpace(ref)
-	if s == "" {
-		return parsed{}, fmt.Errorf("%w: empty reference: want a reference such as nginx:1.27 or public.ecr.aws/nginx/nginx", ErrInvalidReference)
-	}
-	named, err := reference.ParseNormalizedNamed(s)
-	if err != nil {
-		return parsed{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err)
-	}
-	p := parsed{host: NormalizeHost(reference.Domain(named)), path: reference.Path(named)}
-	if p.host == DockerHub && !strings.Contains(p.path, "/") {
-		// registry-1.docker.io/nginx is not normalised by the parser.
-		p.path = "library/" + p.path
-	}
-	if t, ok := named.(reference.Tagged); ok {
-		p.tag = t.Tag()
-	}
-	if d, ok := named.(reference.Digested); ok {
-		p.digest = d.Digest().String()
-	}
-	return p, nil
-}
-
 // Rewrite returns the ECR reference that serves ref. Tags and digests are
 // kept exactly; no tag is added. A reference already on the mapping's
 // registry, or on any ECR host no rule maps, is returned unchanged. A
 // reference on a registry without a rule fails with ErrNotMapped, an
 // invalid one with ErrInvalidReference.
 func (m *Mapping) Rewrite(ref string) (string, error) {
-	p, err := parse(ref)
+	p, err := ParseRef(ref)
 	if err != nil {
 		return "", err
 	}
-	if p.host == m.registry {
+	if p.Host == m.registry {
 		return strings.TrimSpace(ref), nil
 	}
-	repo, err := m.Repository(p.host, p.path)
+	repo, err := m.Repository(p.Host, p.Path)
 	if err != nil {
-		if len(m.byHost[p.host]) == 0 && IsECRHost(p.host) {
+		if len(m.byHost[p.Host]) == 0 && upstream.IsECR(p.Host) {
 			return strings.TrimSpace(ref), nil
 		}
 		return "", fmt.Errorf("%q: %w", ref, err)
 	}
-	return m.registry + "/" + repo + p.suffix(), nil
+	return m.registry + "/" + repo + p.Suffix(), nil
 }
 
 // Reverse returns the public reference an ECR reference on the mapping's
@@ -401,18 +302,18 @@ func (m *Mapping) Reverse(ref string) (string, error) {
 		}
 		return "", fmt.Errorf("%q: %w: it is not on the ECR registry %q", ref, ErrNotMapped, m.registry)
 	}
-	p, err := parse(s)
+	p, err := ParseRef(s)
 	if err != nil {
 		return "", err
 	}
 	if strings.ToLower(reference.Domain(named)) != m.registry {
 		return "", fmt.Errorf("%q: %w: it is not on the ECR registry %q", ref, ErrNotMapped, m.registry)
 	}
-	host, repo, err := m.Upstream(p.path)
+	host, repo, err := m.Upstream(p.Path)
 	if err != nil {
 		return "", fmt.Errorf("%q: %w", ref, err)
 	}
-	return host + "/" + repo + p.suffix(), nil
+	return host + "/" + repo + p.Suffix(), nil
 }
 
 // Upstream returns the upstream registry host and repository path cached in

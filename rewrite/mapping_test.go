@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/distribution/reference"
+
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 const (
@@ -267,30 +269,6 @@ func TestNeedsCredentials(t *testing.T) {
 	}
 }
 
-func TestIsECRHost(t *testing.T) {
-	t.Parallel()
-	tests := map[string]bool{
-		"123456789012.dkr.ecr.us-east-1.amazonaws.com":              true,
-		"123456789012.dkr.ecr.us-east-1.amazonaws.com:443":          true,
-		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com":     true,
-		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":          true,
-		"123456789012.dkr-ecr.us-east-1.on.aws":                     true,
-		"123456789012.dkr-ecr-fips.us-east-1.on.aws":                true,
-		"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov":             true,
-		"123456789012.DKR.ECR.US-EAST-1.AMAZONAWS.COM":              true,
-		"123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example": false,
-		"evil.123456789012.dkr.ecr.us-east-1.amazonaws.com":         false,
-		"12345678901.dkr.ecr.us-east-1.amazonaws.com":               false,
-		"public.ecr.aws": false,
-		"quay.io":        false,
-	}
-	for host, want := range tests {
-		if got := IsECRHost(host); got != want {
-			t.Errorf("IsECRHost(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
-
 // FuzzRewriteReverse checks that Reverse undoes Rewrite: for every mapped
 // reference x, Reverse(Rewrite(x)) is x in normalised form.
 func FuzzRewriteReverse(f *testing.F) {
@@ -310,17 +288,60 @@ func FuzzRewriteReverse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Rewrite accepted %q that the parser rejects: %v", s, err)
 		}
-		if strings.EqualFold(reference.Domain(named), testRegistry) || IsECRHost(reference.Domain(named)) && out == strings.TrimSpace(s) {
+		if strings.EqualFold(reference.Domain(named), testRegistry) || upstream.IsECR(reference.Domain(named)) && out == strings.TrimSpace(s) {
 			return // left unchanged on purpose
 		}
 		back, err := m.Reverse(out)
 		if err != nil {
 			t.Fatalf("Reverse(Rewrite(%q) = %q): %v", s, out, err)
 		}
-		p, _ := parse(s)
-		want := p.host + "/" + p.path + p.suffix()
+		p, _ := ParseRef(s)
+		want := p.String()
 		if back != want {
 			t.Fatalf("Reverse(Rewrite(%q)) = %q, want %q", s, back, want)
+		}
+	})
+}
+
+// FuzzMapping checks a mapping built from one arbitrary rule: NewMapping
+// and Rewrite never panic and fail only with their documented errors; a
+// rewritten reference is always on the mapping's registry, and Reverse
+// turns it back into the normalised input.
+func FuzzMapping(f *testing.F) {
+	f.Add("docker-hub", "docker.io", "", "nginx:1.27")
+	f.Add("hub", "registry-1.docker.io", "", "library/nginx@"+testDigest)
+	f.Add("quay", "quay.io", "coreos", "quay.io/coreos/etcd:v3")
+	f.Add("ROOT", "111122223333.dkr.ecr.eu-west-1.amazonaws.com", "", "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/app:1")
+	f.Add("up/stream", "https://Public.ECR.aws/", "ROOT", "public.ecr.aws/nginx/nginx")
+	f.Add("k8s", "registry.k8s.io", "", "registry.k8s.io/pause:3.9@"+testDigest)
+	f.Fuzz(func(t *testing.T, prefix, up, upPrefix, ref string) {
+		m, err := NewMapping(testRegistry, []Rule{{Prefix: prefix, Upstream: up, UpstreamRepositoryPrefix: upPrefix}})
+		if err != nil {
+			return
+		}
+		out, err := m.Rewrite(ref)
+		if err != nil {
+			if !errors.Is(err, ErrNotMapped) && !errors.Is(err, ErrInvalidReference) {
+				t.Fatalf("Rewrite(%q): unexpected error kind %v", ref, err)
+			}
+			return
+		}
+		p, err := ParseRef(ref)
+		if err != nil {
+			t.Fatalf("Rewrite accepted %q that ParseRef rejects: %v", ref, err)
+		}
+		if out == strings.TrimSpace(ref) && (p.Host == testRegistry || upstream.IsECR(p.Host)) {
+			return // already on an ECR registry: left unchanged on purpose
+		}
+		if !strings.HasPrefix(out, testRegistry+"/") {
+			t.Fatalf("Rewrite(%q) = %q, not on the registry %q", ref, out, testRegistry)
+		}
+		back, err := m.Reverse(out)
+		if err != nil {
+			t.Fatalf("Reverse(Rewrite(%q) = %q): %v", ref, out, err)
+		}
+		if back != p.String() {
+			t.Fatalf("Reverse(Rewrite(%q)) = %q, want %q", ref, back, p.String())
 		}
 	})
 }

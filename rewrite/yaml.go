@@ -30,21 +30,13 @@ func yamlEdits(src []byte, fn Func) ([]edit, []Change, error) {
 	}
 	idx := newYAMLIndex(src)
 	lines := newLineIndex(src)
-	var (
-		edits   []edit
-		changes []Change
-	)
+	var f found
 	for _, n := range targets {
-		c, e, ok := rewriteScalar(src, idx, lines, n, fn)
-		if !ok {
-			continue
+		if c, e, ok := rewriteScalar(src, idx, lines, n, fn); ok {
+			f.add(c, e)
 		}
-		if e != nil {
-			e.change = len(changes)
-			edits = append(edits, *e)
-		}
-		changes = append(changes, c)
 	}
+	edits, changes := f.edits, f.changes
 	if len(edits) == 0 || yamlRewritten(splice(src, edits), changes) {
 		return edits, changes, nil
 	}
@@ -94,32 +86,8 @@ func yamlRewritten(out []byte, changes []Change) bool {
 // findImageScalars parses every document of the stream and returns the
 // scalar nodes that are values of a key "image" (following an alias to its
 // anchor), each once, in document order.
-func findImageScalars(src []byte) (targets []*yaml.Node, err error) {
-	seen := map[*yaml.Node]bool{}
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				if k.Kind == yaml.ScalarNode && k.Value == "image" {
-					t := v
-					if t.Kind == yaml.AliasNode && t.Alias != nil {
-						t = t.Alias
-					}
-					if t.Kind == yaml.ScalarNode && !seen[t] {
-						seen[t] = true
-						targets = append(targets, t)
-					}
-				}
-				walk(v)
-			}
-		}
-	}
+func findImageScalars(src []byte) ([]*yaml.Node, error) {
+	f := imageFinder{seen: map[*yaml.Node]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	for doc := 1; ; doc++ {
 		var root yaml.Node
@@ -130,15 +98,51 @@ func findImageScalars(src []byte) (targets []*yaml.Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot parse yaml document %d: %w", doc, err)
 		}
-		walk(&root)
+		f.walk(&root)
 	}
-	slices.SortStableFunc(targets, func(a, b *yaml.Node) int {
+	slices.SortStableFunc(f.targets, func(a, b *yaml.Node) int {
 		if a.Line != b.Line {
 			return a.Line - b.Line
 		}
 		return a.Column - b.Column
 	})
-	return targets, nil
+	return f.targets, nil
+}
+
+// imageFinder collects the scalar values of "image" keys in YAML trees.
+type imageFinder struct {
+	seen    map[*yaml.Node]bool
+	targets []*yaml.Node
+}
+
+// walk visits n and every node below it.
+func (f *imageFinder) walk(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			f.walk(c)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Value == "image" {
+				f.add(v)
+			}
+			f.walk(v)
+		}
+	}
+}
+
+// add records the value v of an image key, through an alias to its anchor,
+// if it is a scalar not recorded before.
+func (f *imageFinder) add(v *yaml.Node) {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind == yaml.ScalarNode && !f.seen[v] {
+		f.seen[v] = true
+		f.targets = append(f.targets, v)
+	}
 }
 
 // decodeYAML decodes one document, turning a panic inside the YAML library
@@ -212,64 +216,78 @@ func isYAMLSpace(b byte) bool {
 	return b == ' ' || b == '\t' || b == '\r' || b == '\n'
 }
 
+var (
+	errMultiLine = errors.New("a value written over several lines is not rewritten: write the image on one line")
+	errMismatch  = errors.New("the value in the file does not match the parsed value: edit it by hand")
+)
+
 // scalarEnd returns the offset just past the scalar that starts at
 // src[start] and checks that those bytes hold n.Value on one line.
 func scalarEnd(src []byte, start int, n *yaml.Node) (int, error) {
-	errMultiLine := errors.New("a value written over several lines is not rewritten: write the image on one line")
-	errMismatch := errors.New("the value in the file does not match the parsed value: edit it by hand")
 	if start >= len(src) {
 		return 0, errMismatch
 	}
-	end := -1
+	var (
+		end int
+		err error
+	)
 	switch {
 	case n.Style&yaml.DoubleQuotedStyle != 0:
-		if src[start] != '"' {
-			return 0, errMismatch
-		}
-		for i := start + 1; i < len(src); i++ {
-			switch src[i] {
-			case '\\':
-				i++
-			case '\r', '\n':
-				return 0, errMultiLine
-			case '"':
-				end = i + 1
-			}
-			if end >= 0 {
-				break
-			}
-		}
+		end, err = doubleQuotedEnd(src, start)
 	case n.Style&yaml.SingleQuotedStyle != 0:
-		if src[start] != '\'' {
-			return 0, errMismatch
-		}
-		for i := start + 1; i < len(src); i++ {
-			if src[i] == '\r' || src[i] == '\n' {
-				return 0, errMultiLine
-			}
-			if src[i] == '\'' {
-				if i+1 < len(src) && src[i+1] == '\'' {
-					i++
-					continue
-				}
-				end = i + 1
-				break
-			}
-		}
+		end, err = singleQuotedEnd(src, start)
 	default:
 		if !bytes.HasPrefix(src[start:], []byte(n.Value)) {
 			return 0, errMultiLine
 		}
 		return start + len(n.Value), nil
 	}
-	if end < 0 {
-		return 0, errMismatch
+	if err != nil {
+		return 0, err
 	}
 	var got string
 	if err := yaml.Unmarshal(src[start:end], &got); err != nil || got != n.Value {
 		return 0, errMismatch
 	}
 	return end, nil
+}
+
+// doubleQuotedEnd returns the offset just past the double-quoted scalar
+// that starts at src[start], which must end on the same line.
+func doubleQuotedEnd(src []byte, start int) (int, error) {
+	if src[start] != '"' {
+		return 0, errMismatch
+	}
+	for i := start + 1; i < len(src); i++ {
+		switch src[i] {
+		case '\\':
+			i++
+		case '\r', '\n':
+			return 0, errMultiLine
+		case '"':
+			return i + 1, nil
+		}
+	}
+	return 0, errMismatch
+}
+
+// singleQuotedEnd returns the offset just past the single-quoted scalar
+// that starts at src[start], which must end on the same line.
+func singleQuotedEnd(src []byte, start int) (int, error) {
+	if src[start] != '\'' {
+		return 0, errMismatch
+	}
+	for i := start + 1; i < len(src); i++ {
+		switch {
+		case src[i] == '\r' || src[i] == '\n':
+			return 0, errMultiLine
+		case src[i] == '\'' && i+1 < len(src) && src[i+1] == '\'':
+			i++ // '' is a quote inside the scalar
+		case src[i] == '\'':
+			return i + 1, nil
+		}
+	}
+	return 0, errMismatch
 }
 
 // plainSafe matches references that can be written as a plain YAML scalar in

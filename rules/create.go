@@ -12,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // CreateAPI is the part of the ECR API that Create calls.
@@ -28,18 +29,13 @@ var ErrRuleConflict = errors.New("a different pull-through cache rule has this p
 // pull-through cache rule can use.
 const SecretNamePrefix = "ecr-pullthroughcache/"
 
-// DefaultPrefix returns the ECR repository prefix the console suggests for
-// an upstream host (in any spelling): "docker-hub", "ecr-public", "quay",
-// "kubernetes", "github", "gitlab", "azure"; "" when there is no
-// convention (ECR-to-ECR rules, other hosts).
-func DefaultPrefix(upstream string) string { return rewrite.DefaultPrefix(upstream) }
-
 // CreateRequest is the rule `ecr-ptc rules create` asks for.
 type CreateRequest struct {
 	// Upstream is the registry host people type, such as "docker.io" or
 	// "quay.io". Required.
 	Upstream string
-	// Prefix is the ECR repository prefix. Default DefaultPrefix(Upstream).
+	// Prefix is the ECR repository prefix. Default
+	// upstream.DefaultPrefix(Upstream).
 	Prefix string
 	// CredentialARN is the Secrets Manager secret for upstreams that need
 	// credentials (Docker Hub, GitHub, GitLab, Azure, Chainguard).
@@ -50,13 +46,13 @@ type CreateRequest struct {
 // AWS: an unknown prefix, or an upstream that needs credentials without a
 // secret, is an error saying what to pass.
 func (r CreateRequest) Normalize() (CreateRequest, error) {
-	up := rewrite.UpstreamHostFor(r.Upstream)
+	up := upstream.HostForURL(r.Upstream)
 	if up == "" || strings.ContainsAny(up, "/ ") {
 		return r, fmt.Errorf("upstream %q: want a registry host such as docker.io, quay.io or public.ecr.aws", r.Upstream)
 	}
 	r.Upstream = up
 	if r.Prefix == "" {
-		r.Prefix = DefaultPrefix(up)
+		r.Prefix = upstream.DefaultPrefix(up)
 		if r.Prefix == "" {
 			return r, fmt.Errorf("upstream %q has no conventional prefix: pass --prefix", up)
 		}
@@ -92,7 +88,7 @@ func Create(ctx context.Context, api CreateAPI, req CreateRequest) (CreateResult
 	}
 	in := &ecr.CreatePullThroughCacheRuleInput{
 		EcrRepositoryPrefix: aws.String(req.Prefix),
-		UpstreamRegistryUrl: aws.String(rewrite.UpstreamURLFor(req.Upstream)),
+		UpstreamRegistryUrl: aws.String(upstream.URLFor(req.Upstream)),
 	}
 	if reg := upstreamRegistry(req.Upstream); reg != "" {
 		in.UpstreamRegistry = types.UpstreamRegistry(reg)
@@ -118,7 +114,7 @@ func Create(ctx context.Context, api CreateAPI, req CreateRequest) (CreateResult
 	}
 	r := d.PullThroughCacheRules[0]
 	got := rewrite.Rule{
-		Prefix: aws.ToString(r.EcrRepositoryPrefix), Upstream: rewrite.UpstreamHostFor(aws.ToString(r.UpstreamRegistryUrl)),
+		Prefix: aws.ToString(r.EcrRepositoryPrefix), Upstream: upstream.HostForURL(aws.ToString(r.UpstreamRegistryUrl)),
 		UpstreamURL: aws.ToString(r.UpstreamRegistryUrl), UpstreamRegistry: string(r.UpstreamRegistry),
 		CredentialARN: aws.ToString(r.CredentialArn), Source: "account",
 	}
@@ -144,29 +140,10 @@ func describeCreateError(err error, req CreateRequest) error {
 }
 
 // upstreamRegistry returns ECR's UpstreamRegistry value for a host people
-// type, "" when ECR infers it (ECR-to-ECR) or the host is unknown.
+// type, "" when the host is unknown.
 func upstreamRegistry(host string) string {
-	switch {
-	case host == rewrite.DockerHub:
-		return "docker-hub"
-	case host == "public.ecr.aws":
-		return "ecr-public"
-	case host == "quay.io":
-		return "quay"
-	case host == "registry.k8s.io":
-		return "k8s"
-	case host == "ghcr.io":
-		return "github-container-registry"
-	case host == "registry.gitlab.com":
-		return "gitlab-container-registry"
-	case strings.HasSuffix(host, ".azurecr.io"):
-		return "azure-container-registry"
-	case host == "cgr.dev":
-		return "chainguard"
-	case rewrite.IsECRHost(host):
-		return "ecr"
-	}
-	return ""
+	r, _ := upstream.Lookup(host)
+	return r.Enum
 }
 
 // PolicyAPI is the part of the ECR API that ApplyGrant calls.

@@ -22,19 +22,6 @@ func ecrClient(srv *ecrfake.Server) *ecr.Client {
 	})
 }
 
-func TestDefaultPrefix(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"docker.io": "docker-hub", "registry-1.docker.io": "docker-hub", "public.ecr.aws": "ecr-public",
-		"quay.io": "quay", "registry.k8s.io": "kubernetes", "ghcr.io": "github", "registry.gitlab.com": "gitlab",
-		"x.azurecr.io": "azure", "example.com": "",
-	} {
-		if got := DefaultPrefix(in); got != want {
-			t.Errorf("DefaultPrefix(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCreateRequestNormalize(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

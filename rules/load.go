@@ -11,6 +11,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // Loader builds the mapping in effect from flags, the config file, the
@@ -172,7 +173,7 @@ func Merge(layers ...[]rewrite.Rule) []rewrite.Rule {
 
 // mergeKey names the upstream repositories a rule serves.
 func mergeKey(r rewrite.Rule) string {
-	host := rewrite.NormalizeHost(firstNonEmpty(r.Upstream, rewrite.UpstreamHostFor(r.UpstreamURL)))
+	host := upstream.Normalize(firstNonEmpty(r.Upstream, upstream.HostForURL(r.UpstreamURL)))
 	up := strings.Trim(r.UpstreamRepositoryPrefix, "/")
 	if up == rewrite.Root {
 		up = ""

@@ -32,85 +32,128 @@ type cacheState struct {
 func (w *Warmer) checkCached(ctx context.Context, im Image) (cacheState, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
 	defer cancel()
-	repo := aws.String(im.Repository)
-	reg := w.o.RegistryID
-	id := types.ImageIdentifier{ImageTag: aws.String(im.Tag)}
-	what := "tag " + im.Tag
-	if im.Tag == "" && len(im.Digests) > 0 {
-		id = types.ImageIdentifier{ImageDigest: aws.String(im.Digests[0])}
-		what = "digest " + im.Digests[0]
+	steps := []func(*cacheCheck, context.Context) (string, error){
+		(*cacheCheck).describe, (*cacheCheck).manifests, (*cacheCheck).blobs, (*cacheCheck).pinned,
 	}
-	out, err := w.o.API.DescribeImages(ctx, &ecr.DescribeImagesInput{
-		RegistryId: reg, RepositoryName: repo, ImageIds: []types.ImageIdentifier{id},
+	c := &cacheCheck{w: w, im: im}
+	for _, step := range steps {
+		missing, err := step(c, ctx)
+		if err != nil {
+			return cacheState{}, err
+		}
+		if missing != "" {
+			return cacheState{missing: missing}, nil
+		}
+	}
+	return cacheState{cached: true}, nil
+}
+
+// cacheCheck is one checkCached run. Each step returns what is missing,
+// for a person, or "" to go on to the next.
+type cacheCheck struct {
+	w      *Warmer
+	im     Image
+	top    string     // digest of the tag's (or pinned digest's) manifest
+	images []manifest // the image manifests selected under top
+}
+
+// describe finds the digest the tag (or the only pinned digest) names.
+func (c *cacheCheck) describe(ctx context.Context) (string, error) {
+	id := types.ImageIdentifier{ImageTag: aws.String(c.im.Tag)}
+	what := "tag " + c.im.Tag
+	if c.im.Tag == "" && len(c.im.Digests) > 0 {
+		id = types.ImageIdentifier{ImageDigest: aws.String(c.im.Digests[0])}
+		what = "digest " + c.im.Digests[0]
+	}
+	out, err := c.w.o.API.DescribeImages(ctx, &ecr.DescribeImagesInput{
+		RegistryId: c.w.o.RegistryID, RepositoryName: aws.String(c.im.Repository), ImageIds: []types.ImageIdentifier{id},
 	})
 	var rnf *types.RepositoryNotFoundException
 	var inf *types.ImageNotFoundException
 	switch {
 	case errors.As(err, &rnf):
-		return cacheState{missing: "the repository " + im.Repository + " does not exist yet"}, nil
+		return "the repository " + c.im.Repository + " does not exist yet", nil
 	case errors.As(err, &inf):
-		return cacheState{missing: "the " + what + " is not cached"}, nil
+		return "the " + what + " is not cached", nil
 	case err != nil:
-		return cacheState{}, apiError("DescribeImages", err)
+		return "", apiError("DescribeImages", err)
 	case len(out.ImageDetails) == 0 || out.ImageDetails[0].ImageDigest == nil:
-		return cacheState{missing: "the " + what + " is not cached"}, nil
+		return "the " + what + " is not cached", nil
 	}
-	top := aws.ToString(out.ImageDetails[0].ImageDigest)
-	manifests, err := w.batchGet(ctx, im.Repository, []string{top})
+	c.top = aws.ToString(out.ImageDetails[0].ImageDigest)
+	return "", nil
+}
+
+// manifests reads the top manifest and, for an index, the manifests of the
+// platforms the warmer selects.
+func (c *cacheCheck) manifests(ctx context.Context) (string, error) {
+	got, err := c.w.batchGet(ctx, c.im.Repository, []string{c.top})
 	if err != nil {
-		return cacheState{}, err
+		return "", err
 	}
-	m, ok := manifests[top]
+	m, ok := got[c.top]
 	if !ok {
-		return cacheState{missing: "the manifest " + top + " is not cached"}, nil
+		return "the manifest " + c.top + " is not cached", nil
 	}
-	images := []manifest{m}
-	if m.isIndex() {
-		children := w.selectPlatforms(m)
-		got, err := w.batchGet(ctx, im.Repository, digestsOf(children))
-		if err != nil {
-			return cacheState{}, err
-		}
-		images = images[:0]
-		for _, d := range children {
-			c, ok := got[d.Digest]
-			if !ok {
-				return cacheState{missing: "the platform manifest " + d.Digest + " is not cached"}, nil
-			}
-			images = append(images, c)
-		}
+	if !m.isIndex() {
+		c.images = []manifest{m}
+		return "", nil
 	}
-	blobs := blobDigests(images)
+	children := c.w.selectPlatforms(m)
+	got, err = c.w.batchGet(ctx, c.im.Repository, digestsOf(children))
+	if err != nil {
+		return "", err
+	}
+	for _, d := range children {
+		child, ok := got[d.Digest]
+		if !ok {
+			return "the platform manifest " + d.Digest + " is not cached", nil
+		}
+		c.images = append(c.images, child)
+	}
+	return "", nil
+}
+
+// blobs checks that every blob of the selected images is available, 100
+// at a time.
+func (c *cacheCheck) blobs(ctx context.Context) (string, error) {
+	blobs := blobDigests(c.images)
 	for len(blobs) > 0 {
 		n := min(len(blobs), 100)
-		out, err := w.o.API.BatchCheckLayerAvailability(ctx, &ecr.BatchCheckLayerAvailabilityInput{
-			RegistryId: reg, RepositoryName: repo, LayerDigests: blobs[:n],
+		out, err := c.w.o.API.BatchCheckLayerAvailability(ctx, &ecr.BatchCheckLayerAvailabilityInput{
+			RegistryId: c.w.o.RegistryID, RepositoryName: aws.String(c.im.Repository), LayerDigests: blobs[:n],
 		})
 		if err != nil {
-			return cacheState{}, apiError("BatchCheckLayerAvailability", err)
+			return "", apiError("BatchCheckLayerAvailability", err)
 		}
 		for _, f := range out.Failures {
-			return cacheState{missing: fmt.Sprintf("the blob %s is not cached (%s)", aws.ToString(f.LayerDigest), f.FailureCode)}, nil
+			return fmt.Sprintf("the blob %s is not cached (%s)", aws.ToString(f.LayerDigest), f.FailureCode), nil
 		}
 		for _, l := range out.Layers {
 			if l.LayerAvailability != types.LayerAvailabilityAvailable {
-				return cacheState{missing: "the blob " + aws.ToString(l.LayerDigest) + " is not available"}, nil
+				return "the blob " + aws.ToString(l.LayerDigest) + " is not available", nil
 			}
 		}
 		blobs = blobs[n:]
 	}
-	if len(im.Digests) > 0 {
-		got, err := w.batchGet(ctx, im.Repository, im.Digests)
-		if err != nil {
-			return cacheState{}, err
-		}
-		for _, d := range im.Digests {
-			if _, ok := got[d]; !ok {
-				return cacheState{missing: "the pinned digest " + d + " is not cached"}, nil
-			}
+	return "", nil
+}
+
+// pinned checks that the digests the input pins are cached.
+func (c *cacheCheck) pinned(ctx context.Context) (string, error) {
+	if len(c.im.Digests) == 0 {
+		return "", nil
+	}
+	got, err := c.w.batchGet(ctx, c.im.Repository, c.im.Digests)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range c.im.Digests {
+		if _, ok := got[d]; !ok {
+			return "the pinned digest " + d + " is not cached", nil
 		}
 	}
-	return cacheState{cached: true}, nil
+	return "", nil
 }
 
 // batchGet returns the manifests of digests that the cache holds.

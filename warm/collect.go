@@ -49,6 +49,14 @@ func Collect(name string, src []byte) ([]Found, error) {
 	return out, nil
 }
 
+// IsInput reports whether a file named name is one `warm -f DIR` reads: a
+// document whose name tells its format (rewrite.FormatOfName: Kubernetes
+// and Compose YAML or JSON, Dockerfiles, Containerfiles) or a plain list
+// (*.txt, *.list, *.images).
+func IsInput(name string) bool {
+	return isList(name, nil) || rewrite.FormatOfName(name) != rewrite.FormatAuto
+}
+
 // isList reports whether name says the input is a plain list.
 func isList(name string, _ []byte) bool {
 	n := strings.ToLower(name)

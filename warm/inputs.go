@@ -98,14 +98,13 @@ func FilesIn(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		base := strings.ToLower(d.Name())
 		if d.IsDir() {
-			if p != dir && strings.HasPrefix(base, ".") {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if mayNameImages(base) {
+		if IsInput(d.Name()) {
 			out = append(out, p)
 		}
 		return nil
@@ -114,17 +113,4 @@ func FilesIn(dir string) ([]string, error) {
 		return nil, fmt.Errorf("read directory %s: %w", dir, err)
 	}
 	return out, nil
-}
-
-// mayNameImages reports whether a file of this lower-case base name is a
-// manifest, Compose file, Dockerfile or list that FilesIn reads.
-func mayNameImages(base string) bool {
-	switch {
-	case strings.HasSuffix(base, ".yaml"), strings.HasSuffix(base, ".yml"), strings.HasSuffix(base, ".json"),
-		strings.HasSuffix(base, ".txt"), strings.HasSuffix(base, ".list"),
-		base == "dockerfile", base == "containerfile", strings.HasPrefix(base, "dockerfile."), strings.HasPrefix(base, "containerfile."),
-		strings.HasSuffix(base, ".dockerfile"), strings.HasSuffix(base, ".containerfile"):
-		return true
-	}
-	return false
 }

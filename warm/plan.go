@@ -1,14 +1,14 @@
 package warm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/distribution/reference"
-
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // Image is one image to warm: an ECR repository and a tag, with the
@@ -88,101 +88,125 @@ func (p Plan) Uncovered() []string {
 // pinned by digest alone is warmed after a tag of the same repository that
 // the input names too; with none, it is skipped as ReasonDigestAlone,
 // because ECR imports an uncached image only by tag. References to the
-// registry of m itself are already in ECR and left out. NewPlan does no I/O.
+// registry of m itself, or to another ECR registry no rule maps, are
+// already in ECR and left out. NewPlan does no I/O.
 func NewPlan(found []Found, m *rewrite.Mapping) Plan {
-	var p Plan
-	byKey := map[string]int{} // repository:tag -> index in p.Images
-	type pinned struct {
-		ref, repo, digest, upstream string
-		sources                     []string
-	}
-	var digestOnly []pinned
-	skip := func(s Skipped) {
-		for i := range p.Skipped {
-			if p.Skipped[i].Ref == s.Ref && p.Skipped[i].Reason == s.Reason {
-				p.Skipped[i].Sources = append(p.Skipped[i].Sources, s.Sources...)
-				return
-			}
-		}
-		p.Skipped = append(p.Skipped, s)
-	}
+	b := planner{m: m, byKey: map[string]int{}}
 	for _, f := range found {
-		src := []string{f.Source}
-		if f.Err != nil {
-			reason := ReasonInvalid
-			if errors.Is(f.Err, rewrite.ErrInterpolated) {
-				reason = ReasonInterpolated
-			}
-			skip(Skipped{Ref: f.Ref, Sources: src, Reason: reason, Detail: f.Err.Error()})
-			continue
-		}
-		named, err := reference.ParseNormalizedNamed(strings.TrimSpace(f.Ref))
-		if err != nil {
-			skip(Skipped{Ref: f.Ref, Sources: src, Reason: ReasonInvalid, Detail: fmt.Sprintf("%q is not an image reference: %v", f.Ref, err)})
-			continue
-		}
-		host := rewrite.NormalizeHost(reference.Domain(named))
-		path := reference.Path(named)
-		if strings.EqualFold(host, m.Registry()) {
-			continue // already an ECR image: nothing to import
-		}
-		repo, err := m.Repository(host, path)
-		if err != nil {
-			if rewrite.IsECRHost(host) {
-				continue // another ECR registry: not a pull-through image
-			}
-			skip(Skipped{Ref: f.Ref, Sources: src, Reason: ReasonNoRule, Upstream: host,
-				Detail: fmt.Sprintf("no pull-through cache rule for %s: create one with `ecr-ptc rules create --upstream %s`, then run warm again", host, host)})
-			continue
-		}
-		if host == rewrite.DockerHub && !strings.Contains(path, "/") {
-			path = "library/" + path
-		}
-		tag := ""
-		if t, ok := named.(reference.Tagged); ok {
-			tag = t.Tag()
-		}
-		digest := ""
-		if d, ok := named.(reference.Digested); ok {
-			digest = d.Digest().String()
-		}
-		if tag == "" && digest != "" {
-			digestOnly = append(digestOnly, pinned{f.Ref, repo, digest, host, src})
-			continue
-		}
-		if tag == "" {
-			tag = "latest"
-		}
-		key := repo + ":" + tag
-		i, ok := byKey[key]
-		if !ok {
-			i = len(p.Images)
-			byKey[key] = i
-			p.Images = append(p.Images, Image{Ref: host + "/" + path + ":" + tag, Upstream: host, Repository: repo, Tag: tag})
-		}
-		im := &p.Images[i]
-		im.Sources = append(im.Sources, src...)
-		if digest != "" && !slices.Contains(im.Digests, digest) {
-			im.Digests = append(im.Digests, digest)
-		}
+		b.add(f)
 	}
-	for _, d := range digestOnly {
-		// The tag named for the same repository, the first one the input
-		// names; the digest is checked against every tag of the repository
-		// after they are warmed.
-		i := slices.IndexFunc(p.Images, func(im Image) bool { return im.Repository == d.repo })
+	b.addDigestOnly()
+	return b.plan
+}
+
+// planner builds a Plan one found reference at a time.
+type planner struct {
+	m          *rewrite.Mapping
+	plan       Plan
+	byKey      map[string]int // repository:tag -> index in plan.Images
+	digestOnly []pinned       // references pinned by digest alone, in input order
+}
+
+// pinned is a reference pinned by digest alone, waiting for a tag of its
+// repository.
+type pinned struct {
+	ref, repo, digest, upstream string
+	sources                     []string
+}
+
+// add plans one found reference: an image to warm, a digest waiting for a
+// tag, or a skip.
+func (b *planner) add(f Found) {
+	src := []string{f.Source}
+	if f.Err != nil {
+		reason := ReasonInvalid
+		if errors.Is(f.Err, rewrite.ErrInterpolated) {
+			reason = ReasonInterpolated
+		}
+		b.skip(Skipped{Ref: f.Ref, Sources: src, Reason: reason, Detail: f.Err.Error()})
+		return
+	}
+	ref, repo, ok := b.mapRef(f.Ref, src)
+	if !ok {
+		return
+	}
+	if ref.Tag == "" && ref.Digest != "" {
+		b.digestOnly = append(b.digestOnly, pinned{f.Ref, repo, ref.Digest, ref.Host, src})
+		return
+	}
+	tag := cmp.Or(ref.Tag, "latest")
+	key := repo + ":" + tag
+	i, ok := b.byKey[key]
+	if !ok {
+		i = len(b.plan.Images)
+		b.byKey[key] = i
+		b.plan.Images = append(b.plan.Images, Image{Ref: ref.Host + "/" + ref.Path + ":" + tag, Upstream: ref.Host, Repository: repo, Tag: tag})
+	}
+	b.plan.Images[i].add(ref.Digest, src)
+}
+
+// mapRef parses s and returns the ECR repository that serves it. It
+// reports false when the reference is not to be warmed: skipped as invalid
+// or without a rule, or already in ECR.
+func (b *planner) mapRef(s string, src []string) (rewrite.Ref, string, bool) {
+	ref, err := rewrite.ParseRef(s)
+	if err != nil {
+		b.skip(Skipped{Ref: s, Sources: src, Reason: ReasonInvalid, Detail: err.Error()})
+		return ref, "", false
+	}
+	if strings.EqualFold(ref.Host, b.m.Registry()) {
+		return ref, "", false // already an ECR image: nothing to import
+	}
+	repo, err := b.m.Repository(ref.Host, ref.Path)
+	switch {
+	case errors.Is(err, rewrite.ErrNotMapped) && upstream.IsECR(ref.Host):
+		return ref, "", false // another ECR registry: not a pull-through image
+	case errors.Is(err, rewrite.ErrNotMapped):
+		b.skip(Skipped{Ref: s, Sources: src, Reason: ReasonNoRule, Upstream: ref.Host,
+			Detail: fmt.Sprintf("no pull-through cache rule for %s: create one with `ecr-ptc rules create --upstream %s`, then run warm again", ref.Host, ref.Host)})
+		return ref, "", false
+	case err != nil:
+		b.skip(Skipped{Ref: s, Sources: src, Reason: ReasonInvalid, Detail: err.Error()})
+		return ref, "", false
+	}
+	return ref, repo, true
+}
+
+// addDigestOnly adds each reference pinned by digest alone to the image of
+// the first tag the input names for the same repository (the digest is
+// checked against every tag of the repository after they are warmed), or
+// skips it as ReasonDigestAlone when the input names none.
+func (b *planner) addDigestOnly() {
+	for _, d := range b.digestOnly {
+		i := slices.IndexFunc(b.plan.Images, func(im Image) bool { return im.Repository == d.repo })
 		if i < 0 {
-			skip(Skipped{Ref: d.ref, Sources: d.sources, Reason: ReasonDigestAlone, Upstream: d.upstream, Repository: d.repo, Digest: d.digest,
+			b.skip(Skipped{Ref: d.ref, Sources: d.sources, Reason: ReasonDigestAlone, Upstream: d.upstream, Repository: d.repo, Digest: d.digest,
 				Detail: "ECR imports an image it does not hold only by tag: add the tag to the reference (name:tag@" + shortDigest(d.digest) + ") or list name:tag in the same run"})
 			continue
 		}
-		im := &p.Images[i]
-		im.Sources = append(im.Sources, d.sources...)
-		if !slices.Contains(im.Digests, d.digest) {
-			im.Digests = append(im.Digests, d.digest)
+		b.plan.Images[i].add(d.digest, d.sources)
+	}
+}
+
+// skip records a skipped reference, merging the sources of one skipped
+// twice for the same reason.
+func (b *planner) skip(s Skipped) {
+	for i := range b.plan.Skipped {
+		if b.plan.Skipped[i].Ref == s.Ref && b.plan.Skipped[i].Reason == s.Reason {
+			b.plan.Skipped[i].Sources = append(b.plan.Skipped[i].Sources, s.Sources...)
+			return
 		}
 	}
-	return p
+	b.plan.Skipped = append(b.plan.Skipped, s)
+}
+
+// add records sources naming the image and the digest they pin ("" for
+// none), each digest once.
+func (im *Image) add(digest string, sources []string) {
+	im.Sources = append(im.Sources, sources...)
+	if digest != "" && !slices.Contains(im.Digests, digest) {
+		im.Digests = append(im.Digests, digest)
+	}
 }
 
 func shortDigest(d string) string {

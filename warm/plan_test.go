@@ -221,3 +221,32 @@ func FuzzCollect(f *testing.F) {
 		}
 	})
 }
+
+func TestIsInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		file string
+		want bool
+	}{
+		{"manifest", "deploy.yaml", true},
+		{"compose", "compose.YML", true},
+		{"json", "list.json", true},
+		{"dockerfile", "Dockerfile", true},
+		{"dockerfile suffix", "app.Dockerfile", true},
+		{"containerfile dot", "Containerfile.dev", true},
+		{"text list", "images.txt", true},
+		{"list", "prod.list", true},
+		{"images list", "prod.images", true},
+		{"readme", "README.md", false},
+		{"go source", "main.go", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := IsInput(tt.file); got != tt.want {
+				t.Errorf("IsInput(%q) = %v, want %v", tt.file, got, tt.want)
+			}
+		})
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 )
 
@@ -245,17 +247,14 @@ func (s *stallReader) Read(p []byte) (int, error) {
 
 func (s *stallReader) Close() error { return s.r.Close() }
 
+// parseRegistryError reads the registry's error answer (the first of its
+// {"errors":[...]}, if the body holds one) into a registryError for the
+// redacted URL u.
 func parseRegistryError(resp *http.Response, u string) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &registryError{Status: resp.StatusCode, URL: u}
-	var doc struct {
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &doc) == nil && len(doc.Errors) > 0 {
-		e.Code, e.Message = doc.Errors[0].Code, doc.Errors[0].Message
+	var te *transport.Error
+	if errors.As(transport.CheckError(resp), &te) && len(te.Errors) > 0 {
+		e.Code, e.Message = string(te.Errors[0].Code), te.Errors[0].Message
 	}
 	return e
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 func newRulesCreateCmd(a *app) *cobra.Command {
@@ -40,7 +41,7 @@ so that the engines route the new upstream.`,
 				return usageError{err}
 			}
 			if dryRun {
-				return a.printRule("would create", rewrite.Rule{Upstream: norm.Upstream, UpstreamURL: rewrite.UpstreamURLFor(norm.Upstream), Prefix: norm.Prefix, CredentialARN: norm.CredentialARN}, false)
+				return a.printRule("would create", rewrite.Rule{Upstream: norm.Upstream, UpstreamURL: upstream.URLFor(norm.Upstream), Prefix: norm.Prefix, CredentialARN: norm.CredentialARN}, false)
 			}
 			api, err := a.adminAPI(cmd.Context())
 			if err != nil {

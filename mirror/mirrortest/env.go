@@ -14,6 +14,7 @@ import (
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
+	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
 // Options configure Start.
@@ -166,7 +167,7 @@ func Rules(fake *ecrfake.Server) []rewrite.Rule {
 	for _, r := range fake.Rules() {
 		out = append(out, rewrite.Rule{
 			Prefix:                   r.ECRRepositoryPrefix,
-			Upstream:                 rewrite.UpstreamHostFor(r.UpstreamRegistryURL),
+			Upstream:                 upstream.HostForURL(r.UpstreamRegistryURL),
 			UpstreamURL:              r.UpstreamRegistryURL,
 			UpstreamRegistry:         r.UpstreamRegistry,
 			UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix,
