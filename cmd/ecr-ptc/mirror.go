@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/ecr-ptc/ecr-ptc/atomicfile"
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
@@ -223,7 +224,7 @@ func runMirror(cmd *cobra.Command, a *app, f *mirrorFlags) error {
 		// provider caps the renewal window at half the lifetime.
 		copts.RenewBefore = 1000 * time.Hour
 	}
-	tokens := credentials.NewProvider(copts)
+	tokens := awsapi.NewProvider(copts)
 
 	var upstreamProxy *url.URL
 	if m.UpstreamProxy != "" {

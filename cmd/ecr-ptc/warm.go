@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rules"
 	"github.com/ecr-ptc/ecr-ptc/warm"
@@ -130,7 +131,7 @@ func (a *app) runWarm(ctx context.Context, f warmFlags, args []string) error {
 		return usageError{err}
 	}
 	copts.Logger = a.logger
-	tokens := credentials.NewProvider(copts)
+	tokens := awsapi.NewProvider(copts)
 	reg, err := tokens.Lookup(m.Registry())
 	if err != nil {
 		return fmt.Errorf("registry %q: %w", m.Registry(), err)

@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import (
 	"context"
@@ -62,7 +62,7 @@ type Options struct {
 	// Logger receives debug and warning messages, never secrets. Default:
 	// discard.
 	Logger *slog.Logger
-	// API obtains tokens. Required here; credentials.NewProvider defaults
+	// API obtains tokens. Required here; awsapi.NewProvider defaults
 	// it to the AWS SDK, whose configuration is loaded only on the first
 	// cache miss. It is called only on a cache miss.
 	API TokenAPI
@@ -282,7 +282,7 @@ func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
 // fetch calls the token API and decodes its answer.
 func (p *Provider) fetch(ctx context.Context, r Registry) (entry, error) {
 	if p.o.API == nil {
-		return entry{}, fmt.Errorf("no token API configured for registry %q: use credentials.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
+		return entry{}, fmt.Errorf("no token API configured for registry %q: use awsapi.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
 	}
 	start := p.o.Now()
 	d, err := p.o.API.GetAuthorizationToken(ctx, r)
