@@ -36,6 +36,15 @@ const (
 // the lifetime.
 const DefaultRenewBefore = time.Hour
 
+// RenewAtHalfLife, as [Options.RenewBefore], renews every token at half
+// its lifetime, however long that is, as ECR's own clients do. The mirror
+// shim uses it: it renews in the background, well ahead of any request.
+const RenewAtHalfLife time.Duration = -1
+
+// ExpiryMargin is how close to its expiry a token is no longer handed
+// out: a request that starts must not carry a token that dies on the way.
+const ExpiryMargin = 30 * time.Second
+
 // Credential is a registry username and password with their lifetime.
 type Credential struct {
 	Username      string
@@ -54,7 +63,8 @@ type Options struct {
 	// Provider stays). Also set by ECR_PTC_NO_CACHE=1.
 	NoCache bool
 	// RenewBefore is how long before expiry a token is renewed. Default
-	// [DefaultRenewBefore]; never more than half the token's lifetime.
+	// [DefaultRenewBefore]; never more than half the token's lifetime, so
+	// [RenewAtHalfLife] renews at exactly half.
 	RenewBefore time.Duration
 	// Registries are extra hosts treated as ECR registries (VPC endpoint
 	// names, test hosts), keyed by lower-case host[:port]. A key without
@@ -153,7 +163,7 @@ func NewProvider(o Options) *Provider {
 	if envTrue(os.Getenv(EnvNoCache)) {
 		o.NoCache = true
 	}
-	if o.RenewBefore <= 0 {
+	if o.RenewBefore <= 0 && o.RenewBefore != RenewAtHalfLife {
 		o.RenewBefore = DefaultRenewBefore
 	}
 	if o.Now == nil {
@@ -473,15 +483,20 @@ func (p *Provider) fresh(e entry) bool {
 		return true
 	}
 	window := p.o.RenewBefore
-	if life := e.ExpiresAt.Sub(e.FetchedAt); life > 0 && window > life/2 {
+	life := e.ExpiresAt.Sub(e.FetchedAt)
+	switch {
+	case life > 0 && (window == RenewAtHalfLife || window > life/2):
 		window = life / 2
+	case window == RenewAtHalfLife:
+		// No lifetime known: renew as early as by default.
+		window = DefaultRenewBefore
 	}
 	return p.o.Now().Before(e.ExpiresAt.Add(-window))
 }
 
-// usable reports whether e has not expired (with a small margin).
+// usable reports whether e has not expired (with [ExpiryMargin]).
 func (p *Provider) usable(e entry) bool {
-	return p.o.Now().Add(30 * time.Second).Before(e.ExpiresAt)
+	return p.o.Now().Add(ExpiryMargin).Before(e.ExpiresAt)
 }
 
 func (e entry) credential() Credential {
