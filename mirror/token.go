@@ -305,19 +305,6 @@ func (k *tokenKeeper) invalidate(ctx context.Context, refused string) (credentia
 	return k.wait(ctx, ch)
 }
 
-// status reports whether a token is usable and, if not, why.
-func (k *tokenKeeper) status() (ok bool, state string, err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.usableLocked(k.now()) {
-		return true, tokenStateValid, nil
-	}
-	if k.inflight != nil || k.lastErr == nil {
-		return false, tokenStateFetching, nil
-	}
-	return false, k.state, k.lastErr
-}
-
 // run fetches the first token at once and renews it at half-life until
 // ctx ends; after a failure it retries with back-off, so readiness comes
 // back by itself as soon as the API answers.
