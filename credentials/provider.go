@@ -36,8 +36,8 @@ const (
 // the lifetime.
 const DefaultRenewBefore = time.Hour
 
-// RenewAtHalfLife, as [Options.RenewBefore], renews every token at half
-// its lifetime, however long that is, as ECR's own clients do. The mirror
+// RenewAtHalfLife is the [Options.RenewBefore] that renews every token at
+// half its lifetime, however long that is, as ECR's own clients do. The mirror
 // shim uses it: it renews in the background, well ahead of any request.
 const RenewAtHalfLife time.Duration = -1
 
