@@ -78,6 +78,16 @@ func Code(err error) string {
 	return ""
 }
 
+// Message returns the message AWS gave with err; "" when err is not an
+// error answered by an AWS API.
+func Message(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return ""
+}
+
 // CredentialsFix tells a person how to give this host AWS credentials.
 const CredentialsFix = "give this host AWS credentials: attach an instance profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
 
