@@ -1,162 +1,159 @@
 package credentials
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
-	"github.com/aws/smithy-go"
-
-	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
+	"time"
 )
 
-// SDKTokenAPI is the [TokenAPI] backed by the AWS SDK for Go v2 and its
-// default credential chain (environment, shared config and credentials
-// files with profiles and SSO, web identity, ECS/EKS container
-// credentials, EC2 instance role through IMDSv2). The configuration is
-// loaded on the first call, never before, and reused afterwards. It
-// honours AWS_ENDPOINT_URL_ECR and AWS_ENDPOINT_URL_ECR_PUBLIC.
-type SDKTokenAPI struct {
-	mu      sync.Mutex
-	cfg     *aws.Config
-	private map[string]*ecr.Client
-	public  *ecrpublic.Client
+// AuthorizationData is the answer of GetAuthorizationToken for one registry.
+type AuthorizationData struct {
+	// Token is the base64 encoding of "user:password".
+	Token string `json:"token"`
+	// ExpiresAt is when the token stops being accepted.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// ProxyEndpoint is the registry URL the token is for, if the API says.
+	ProxyEndpoint string `json:"proxyEndpoint,omitempty"`
 }
 
-var _ TokenAPI = (*SDKTokenAPI)(nil)
-
-// config loads the shared AWS configuration once.
-func (a *SDKTokenAPI) config(ctx context.Context) (aws.Config, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cfg != nil {
-		return *a.cfg, nil
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	a.cfg = &cfg
-	return cfg, nil
+// TokenAPI calls GetAuthorizationToken for one registry: ECR's for a
+// private registry (RegistryIds = r.ID, in r.Region), ECR Public's for a
+// public one (us-east-1). Implementations wrap [ErrNoCredentials],
+// [ErrAccessDenied] and [ErrRegionUnknown] where they apply.
+type TokenAPI interface {
+	GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error)
 }
 
-func (a *SDKTokenAPI) privateClient(ctx context.Context, r Registry) (*ecr.Client, error) {
-	cfg, err := a.config(ctx)
-	if err != nil {
-		return nil, err
+// EnvTokenFetcher names the token fetcher program [ExecTokenAPI] runs.
+const EnvTokenFetcher = "ECR_PTC_TOKEN_FETCHER"
+
+// TokenFetcherName is the file name of the token fetcher program,
+// installed next to docker-credential-ecr-ptc.
+const TokenFetcherName = "ecr-ptc-token"
+
+// FetchResponse is what the token fetcher program writes to stdout: the
+// authorization data, or an error message with its kind.
+type FetchResponse struct {
+	AuthorizationData
+	Error string `json:"error,omitempty"`
+	// Kind is "no-credentials", "access-denied", "region-unknown" or "".
+	Kind string `json:"kind,omitempty"`
+}
+
+// ErrorKind returns the [FetchResponse.Kind] for err.
+func ErrorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		return "no-credentials"
+	case errors.Is(err, ErrAccessDenied):
+		return "access-denied"
+	case errors.Is(err, ErrRegionUnknown):
+		return "region-unknown"
 	}
-	key := fmt.Sprintf("%s/%t/%t", r.Region, r.FIPS, r.DualStack)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c, ok := a.private[key]; ok {
-		return c, nil
-	}
-	c := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
-		o.Region = r.Region
-		if r.FIPS {
-			o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
-		}
-		if r.DualStack {
-			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+	return ""
+}
+
+// fetchError is an error reported by the token fetcher program.
+type fetchError struct {
+	msg  string
+	kind error
+}
+
+func (e *fetchError) Error() string { return e.msg }
+func (e *fetchError) Unwrap() error { return e.kind }
+
+// ExecTokenAPI is a [TokenAPI] that runs the token fetcher program
+// (ecr-ptc-token, which links the AWS SDK) for each call, writing the
+// [Registry] as JSON to its stdin and reading a [FetchResponse] from its
+// stdout. It keeps the AWS SDK out of docker-credential-ecr-ptc, whose
+// warm path then starts in about a millisecond. The program is
+// $ECR_PTC_TOKEN_FETCHER, else ecr-ptc-token next to the running
+// executable, else ecr-ptc-token on PATH; it is looked up on the first
+// call only.
+type ExecTokenAPI struct {
+	// Path is the program; empty means look it up as described above.
+	Path string
+	// Stderr receives the program's stderr; nil discards it.
+	Stderr io.Writer
+
+	once sync.Once
+	path string
+	err  error
+}
+
+var _ TokenAPI = (*ExecTokenAPI)(nil)
+
+func (a *ExecTokenAPI) resolve() (string, error) {
+	a.once.Do(func() {
+		switch {
+		case a.Path != "":
+			a.path = a.Path
+		case os.Getenv(EnvTokenFetcher) != "":
+			a.path = os.Getenv(EnvTokenFetcher)
+		default:
+			if self, err := os.Executable(); err == nil {
+				p := filepath.Join(filepath.Dir(self), TokenFetcherName)
+				if _, err := os.Stat(p); err == nil {
+					a.path = p
+					return
+				}
+			}
+			p, err := exec.LookPath(TokenFetcherName)
+			if err != nil {
+				a.err = fmt.Errorf("cannot find the token fetcher %s next to this program or on PATH: reinstall ecr-ptc or set %s", TokenFetcherName, EnvTokenFetcher)
+				return
+			}
+			a.path = p
 		}
 	})
-	if a.private == nil {
-		a.private = map[string]*ecr.Client{}
-	}
-	a.private[key] = c
-	return c, nil
-}
-
-func (a *SDKTokenAPI) publicClient(ctx context.Context) (*ecrpublic.Client, error) {
-	cfg, err := a.config(ctx)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.public == nil {
-		a.public = ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) { o.Region = "us-east-1" })
-	}
-	return a.public, nil
+	return a.path, a.err
 }
 
 // GetAuthorizationToken implements [TokenAPI].
-func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error) {
-	if r.Public {
-		c, err := a.publicClient(ctx)
-		if err != nil {
-			return AuthorizationData{}, err
-		}
-		out, err := c.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
-		if err != nil {
-			return AuthorizationData{}, classify(err, r)
-		}
-		d := out.AuthorizationData
-		if d == nil || d.AuthorizationToken == nil || d.ExpiresAt == nil {
-			return AuthorizationData{}, fmt.Errorf("ECR Public GetAuthorizationToken returned no authorization data")
-		}
-		return AuthorizationData{Token: *d.AuthorizationToken, ExpiresAt: *d.ExpiresAt, ProxyEndpoint: "https://" + r.Host}, nil
-	}
-	if r.Region == "" {
-		return AuthorizationData{}, fmt.Errorf("%w for registry %q", ErrRegionUnknown, r.Host)
-	}
-	c, err := a.privateClient(ctx, r)
+func (a *ExecTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error) {
+	path, err := a.resolve()
 	if err != nil {
 		return AuthorizationData{}, err
 	}
-	// RegistryIds is deprecated (a token opens every registry the principal
-	// may use), but ECR still accepts it and it pins the proxyEndpoint to
-	// the registry asked for; local fakes check it.
-	// A registry known only by the name GetAuthorizationToken returned
-	// (a VPC endpoint name, say) has no account ID: ask for the caller's.
-	in := &ecr.GetAuthorizationTokenInput{}
-	if r.ID != "" {
-		in.RegistryIds = []string{r.ID} //nolint:staticcheck // see above
-	}
-	out, err := c.GetAuthorizationToken(ctx, in)
+	req, err := json.Marshal(r)
 	if err != nil {
-		return AuthorizationData{}, classify(err, r)
+		return AuthorizationData{}, fmt.Errorf("encode token request: %w", err)
 	}
-	for _, d := range out.AuthorizationData {
-		if d.AuthorizationToken == nil || d.ExpiresAt == nil {
-			continue
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Stdin = bytes.NewReader(req)
+	cmd.Stderr = a.Stderr
+	out, runErr := cmd.Output()
+	var resp FetchResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		if runErr != nil {
+			return AuthorizationData{}, fmt.Errorf("token fetcher %q failed: %w", path, runErr)
 		}
-		return AuthorizationData{Token: *d.AuthorizationToken, ExpiresAt: *d.ExpiresAt, ProxyEndpoint: aws.ToString(d.ProxyEndpoint)}, nil
+		return AuthorizationData{}, fmt.Errorf("token fetcher %q answered something that is not JSON", path)
 	}
-	return AuthorizationData{}, fmt.Errorf("ECR GetAuthorizationToken returned no authorization data for registry %q", r.ID)
-}
-
-// classify wraps an error of the SDK with the sentinel a person can act
-// on and a message saying what to do. Secrets are redacted.
-func classify(err error, r Registry) error {
-	action := "ecr:GetAuthorizationToken"
-	if r.Public {
-		action = "ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken"
-	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "AccessDeniedException", "AccessDenied":
-			return ecrauth.RedactError(fmt.Errorf("%w: the AWS identity may not call %s for registry %q; grant it (for example with the AmazonEC2ContainerRegistryReadOnly policy): %w",
-				ErrAccessDenied, action, r.Host, err))
-		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-			"InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch":
-			return ecrauth.RedactError(fmt.Errorf("%w: AWS rejected the credentials (invalid or expired) when asking for a token for %q; refresh them (aws sso login, new keys, or check the instance profile): %w",
-				ErrAccessDenied, r.Host, err))
+	if resp.Error != "" || runErr != nil {
+		msg := resp.Error
+		if msg == "" {
+			msg = fmt.Sprintf("token fetcher %q failed: %v", path, runErr)
 		}
-		return ecrauth.RedactError(fmt.Errorf("get ECR token for %q: %w", r.Host, err))
+		var kind error
+		switch resp.Kind {
+		case "no-credentials":
+			kind = ErrNoCredentials
+		case "access-denied":
+			kind = ErrAccessDenied
+		case "region-unknown":
+			kind = ErrRegionUnknown
+		}
+		return AuthorizationData{}, &fetchError{msg: strings.TrimSpace(msg), kind: kind}
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "failed to refresh cached credentials") || strings.Contains(msg, "get identity:") ||
-		strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role found") {
-		return ecrauth.RedactError(fmt.Errorf("%w for registry %q: attach an instance profile (IAM role) to this instance, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w",
-			ErrNoCredentials, r.Host, err))
-	}
-	return ecrauth.RedactError(fmt.Errorf("get ECR token for %q: %w", r.Host, err))
+	return resp.AuthorizationData, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
@@ -30,10 +31,10 @@ type IdentityAPI interface {
 	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, opts ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
 }
 
-// ECRAPI is the part of the ECR API the checks call.
+// ECRAPI is the part of the ECR API the checks call: GetAuthorizationToken
+// and the rule discovery of package rules.
 type ECRAPI interface {
-	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, opts ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
-	DescribePullThroughCacheRules(ctx context.Context, in *ecr.DescribePullThroughCacheRulesInput, opts ...func(*ecr.Options)) (*ecr.DescribePullThroughCacheRulesOutput, error)
+	rules.API
 }
 
 // SecretsAPI is the Secrets Manager call the secrets check makes.
@@ -52,18 +53,16 @@ func (netResolver) LookupHost(ctx context.Context, host string) ([]string, error
 	return net.DefaultResolver.LookupHost(ctx, host)
 }
 
-const credentialsFix = "give this host AWS credentials: attach an instance profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-
 func (d *Doctor) checkIdentity(ctx context.Context, st *state) Result {
 	if d.IdentityErr != nil {
-		return Result{Status: Fail, Detail: d.IdentityErr.Error(), Fix: credentialsFix + ", and a region (AWS_REGION or region in the config file)"}
+		return Result{Status: Fail, Detail: d.IdentityErr.Error(), Fix: awsapi.CredentialsFix + ", and a region (AWS_REGION or region in the config file)"}
 	}
 	if d.Identity == nil {
-		return Result{Status: Fail, Detail: "no STS client", Fix: credentialsFix}
+		return Result{Status: Fail, Detail: "no STS client", Fix: awsapi.CredentialsFix}
 	}
 	out, err := d.Identity.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return Result{Status: Fail, Detail: "sts:GetCallerIdentity: " + oneLine(err), Fix: awsFix(err, "sts:GetCallerIdentity")}
+		return Result{Status: Fail, Detail: "sts:GetCallerIdentity: " + oneLine(err), Fix: awsapi.Fix(err, "sts:GetCallerIdentity")}
 	}
 	st.callerARN, st.account = aws.ToString(out.Arn), aws.ToString(out.Account)
 	region := d.Region
@@ -78,11 +77,11 @@ func (d *Doctor) checkECRAPI(ctx context.Context, st *state) Result {
 		return Result{Status: Skip, Detail: "needs the AWS configuration the aws-identity check could not load"}
 	}
 	if d.ECR == nil {
-		return Result{Status: Fail, Detail: "no ECR client", Fix: credentialsFix}
+		return Result{Status: Fail, Detail: "no ECR client", Fix: awsapi.CredentialsFix}
 	}
 	out, err := d.ECR.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Result{Status: Fail, Detail: "ecr:GetAuthorizationToken: " + oneLine(err), Fix: awsFix(err, "ecr:GetAuthorizationToken")}
+		return Result{Status: Fail, Detail: "ecr:GetAuthorizationToken: " + oneLine(err), Fix: awsapi.Fix(err, "ecr:GetAuthorizationToken")}
 	}
 	var endpoint string
 	for _, a := range out.AuthorizationData {
@@ -215,7 +214,7 @@ func (d *Doctor) checkRules(ctx context.Context, st *state) Result {
 	}
 	rs, err := rules.Discover(ctx, d.ECR)
 	if err != nil {
-		return Result{Status: Fail, Detail: oneLine(err), Fix: awsFix(err, "ecr:DescribePullThroughCacheRules")}
+		return Result{Status: Fail, Detail: oneLine(err), Fix: awsapi.Fix(err, "ecr:DescribePullThroughCacheRules")}
 	}
 	st.rules, st.rulesOK = rs, true
 	if m, err := rewrite.NewMapping(st.registry, rules.Merge(rs, d.ConfigRules)); err == nil {
@@ -264,11 +263,7 @@ func (d *Doctor) upstreamsInUse(st *state) []string {
 	if host, ok := refHost(d.ProbeImage); ok && !slices.Contains(d.Skip, "pull-through") {
 		set[host] = true
 	}
-	out := make([]string, 0, len(set))
-	for u := range set {
-		out = append(out, u)
-	}
-	slices.Sort(out)
+	out := slices.Sorted(maps.Keys(set))
 	st.configured = out
 	return out
 }
@@ -431,27 +426,9 @@ func splitECRRef(ref, registry string) (repo, tagOrDigest string, ok bool) {
 	return rest, "latest", true
 }
 
-// awsFix turns an AWS error into one line of advice.
-func awsFix(err error, action string) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "AccessDeniedException", "AccessDenied":
-			return "allow " + action + " in the IAM policy of " + "this host's role (the instance profile)"
-		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "ExpiredToken", "MissingAuthenticationTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch":
-			return "AWS rejected the credentials (" + ae.ErrorCode() + "): " + credentialsFix
-		}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || strings.Contains(err.Error(), "connect") {
-		return "let this host reach the AWS API: a VPC endpoint for the service or a route to the internet"
-	}
-	return credentialsFix
-}
-
+// isAccessDenied reports whether AWS refused the call to this identity.
 func isAccessDenied(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode() == "AccessDeniedException" || ae.ErrorCode() == "AccessDenied")
+	return awsapi.Classify(err) == awsapi.KindAccessDenied
 }
 
 // oneLine flattens an error to one line.

@@ -10,7 +10,9 @@
 // earlier one that failed is skipped with the reason. Every piece of I/O
 // sits behind a small interface or an injectable client on Doctor, so
 // tests drive the checks against a local ECR, fake resolvers and
-// temporary root trees.
+// temporary root trees. [Doctor.ConnectAWS] builds the real AWS clients
+// through package awsapi, whose classifier also gives every AWS error its
+// fix; doctor never builds an SDK client itself.
 //
 // The package only reads: it never changes the account or a file, and it
 // never prints or logs a token, a password or a presigned URL's query.

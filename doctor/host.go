@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,12 +229,7 @@ func configuredUpstreams(root, certsDir string, o hosts.DockerOptions, mirrorURL
 			set[upstream.DockerHub] = true
 		}
 	}
-	out := make([]string, 0, len(set))
-	for h := range set {
-		out = append(out, h)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // hostOfDir reverses hosts.HostDir: "myreg_5000_" is "myreg:5000".

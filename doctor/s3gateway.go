@@ -2,14 +2,14 @@ package doctor
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 )
 
 // EC2API is the part of the EC2 API the s3-gateway check calls.
@@ -82,10 +82,9 @@ func (d *Doctor) checkS3Gateway(ctx context.Context, _ *state) Result {
 }
 
 func ec2Warn(err error, action string) Result {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && (ae.ErrorCode() == "UnauthorizedOperation" || isAccessDenied(err)) {
+	if isAccessDenied(err) {
 		return Result{Status: Warn, Detail: "not allowed to look at the route tables: " + oneLine(err),
 			Fix: "allow ec2:DescribeRouteTables and ec2:DescribeVpcEndpoints to this host's role, or check the S3 gateway endpoint in the VPC console"}
 	}
-	return Result{Status: Warn, Detail: "could not read the route tables: " + oneLine(err), Fix: awsFix(err, action)}
+	return Result{Status: Warn, Detail: "could not read the route tables: " + oneLine(err), Fix: awsapi.Fix(err, action)}
 }

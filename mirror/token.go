@@ -24,11 +24,6 @@ const (
 	maxTokenBackoff = 10 * time.Second
 )
 
-// tokenUsableMargin is how long before its expiry a token is no longer
-// handed out: a request that starts must not carry a token that dies on
-// the way.
-const tokenUsableMargin = 30 * time.Second
-
 // Token states, for the ecr_ptc_mirror_token_state metric and /healthz.
 const (
 	tokenStateValid         = "valid"
@@ -112,7 +107,7 @@ func (k *tokenKeeper) usableLocked(now time.Time) bool {
 	if !k.have {
 		return false
 	}
-	return k.cur.ExpiresAt.IsZero() || now.Add(tokenUsableMargin).Before(k.cur.ExpiresAt)
+	return k.cur.ExpiresAt.IsZero() || now.Add(credentials.ExpiryMargin).Before(k.cur.ExpiresAt)
 }
 
 // renewAtLocked is when the current token is renewed: half its lifetime
@@ -308,19 +303,6 @@ func (k *tokenKeeper) invalidate(ctx context.Context, refused string) (credentia
 	ch := k.inflight
 	k.mu.Unlock()
 	return k.wait(ctx, ch)
-}
-
-// status reports whether a token is usable and, if not, why.
-func (k *tokenKeeper) status() (ok bool, state string, err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.usableLocked(k.now()) {
-		return true, tokenStateValid, nil
-	}
-	if k.inflight != nil || k.lastErr == nil {
-		return false, tokenStateFetching, nil
-	}
-	return false, k.state, k.lastErr
 }
 
 // run fetches the first token at once and renews it at half-life until

@@ -55,6 +55,20 @@ func (b *blockingTokens) set(block bool, err error) {
 	b.block, b.err = block, err
 }
 
+// keeperStatus reports whether k has a usable token and, if not, why:
+// the state the shim's metrics and /healthz report.
+func keeperStatus(k *tokenKeeper) (ok bool, state string, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.usableLocked(k.now()) {
+		return true, tokenStateValid, nil
+	}
+	if k.inflight != nil || k.lastErr == nil {
+		return false, tokenStateFetching, nil
+	}
+	return false, k.state, k.lastErr
+}
+
 func newTestKeeper(src TokenSource, timeout time.Duration) *tokenKeeper {
 	return newTokenKeeper(src, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", timeout, slog.New(slog.DiscardHandler))
 }
@@ -101,7 +115,7 @@ func TestTokenKeeperBoundsWaitWhenAPIHangs(t *testing.T) {
 		t.Fatal("the token fetch still runs 2s after its deadline")
 	}
 	for {
-		if _, state, _ := k.status(); state != tokenStateFetching || time.Now().After(deadline) {
+		if _, state, _ := keeperStatus(k); state != tokenStateFetching || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -114,7 +128,7 @@ func TestTokenKeeperBoundsWaitWhenAPIHangs(t *testing.T) {
 	if d := time.Since(t0); d > 50*time.Millisecond {
 		t.Errorf("get during back-off took %s, want an immediate answer", d)
 	}
-	if ok, state, _ := k.status(); ok || state != tokenStateTimeout {
+	if ok, state, _ := keeperStatus(k); ok || state != tokenStateTimeout {
 		t.Errorf("status = %v %q, want not ready, %q", ok, state, tokenStateTimeout)
 	}
 }
@@ -129,7 +143,7 @@ func TestTokenKeeperRecoversByItself(t *testing.T) {
 	go k.run(ctx)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		if ok, state, _ := k.status(); !ok && state == tokenStateError {
+		if ok, state, _ := keeperStatus(k); !ok && state == tokenStateError {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -140,7 +154,7 @@ func TestTokenKeeperRecoversByItself(t *testing.T) {
 	src.set(false, nil)
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		if ok, _, _ := k.status(); ok {
+		if ok, _, _ := keeperStatus(k); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -180,7 +194,7 @@ func TestTokenKeeperServesValidTokenWhileRenewalHangs(t *testing.T) {
 	if n := src.calls.Load(); n != 2 {
 		t.Errorf("token source called %d times, want 2 (first fetch and one renewal)", n)
 	}
-	if ok, state, _ := k.status(); !ok || state != tokenStateValid {
+	if ok, state, _ := keeperStatus(k); !ok || state != tokenStateValid {
 		t.Errorf("status after a failed renewal = %v %q, want ready with the old token", ok, state)
 	}
 	// The renewal, once the API answers, swaps the token.

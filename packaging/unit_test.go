@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
-	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 )
 
 const (
@@ -63,7 +63,7 @@ func TestUnitDirectives(t *testing.T) {
 		{"pulls in the network", "Unit.Wants", "network-online.target"},
 		{"no root", "Service.DynamicUser", "yes"},
 		{"token cache directory", "Service.CacheDirectory", "ecr-ptc"},
-		{"token cache env", "Service.Environment", ecrauth.EnvCacheDir + "=%C/ecr-ptc"},
+		{"token cache env", "Service.Environment", credentials.EnvCacheDir + "=%C/ecr-ptc"},
 		{"no capabilities", "Service.CapabilityBoundingSet", ""},
 		{"no ambient capabilities", "Service.AmbientCapabilities", ""},
 		{"no new privileges", "Service.NoNewPrivileges", "yes"},

@@ -9,17 +9,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
-
-// CreateAPI is the part of the ECR API that Create calls.
-type CreateAPI interface {
-	CreatePullThroughCacheRule(ctx context.Context, in *ecr.CreatePullThroughCacheRuleInput, opts ...func(*ecr.Options)) (*ecr.CreatePullThroughCacheRuleOutput, error)
-	DescribePullThroughCacheRules(ctx context.Context, in *ecr.DescribePullThroughCacheRulesInput, opts ...func(*ecr.Options)) (*ecr.DescribePullThroughCacheRulesOutput, error)
-}
 
 // ErrRuleConflict means a rule with the requested prefix exists and differs
 // from the one requested.
@@ -127,14 +121,11 @@ func Create(ctx context.Context, api CreateAPI, req CreateRequest) (CreateResult
 
 // describeCreateError turns a CreatePullThroughCacheRule error into advice.
 func describeCreateError(err error, req CreateRequest) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "UnableToAccessSecretException", "SecretNotFoundException", "UnableToDecryptSecretValueException":
-			return fmt.Errorf("ECR cannot read the secret %q for %q (%s): create it in this account and region with username and accessToken, named %s...: %w", req.CredentialARN, req.Upstream, ae.ErrorCode(), SecretNamePrefix, err)
-		case "LimitExceededException":
-			return fmt.Errorf("the registry has as many pull-through cache rules as ECR allows: delete one or ask for a quota increase: %w", err)
-		}
+	switch code := awsapi.Code(err); code {
+	case "UnableToAccessSecretException", "SecretNotFoundException", "UnableToDecryptSecretValueException":
+		return fmt.Errorf("ECR cannot read the secret %q for %q (%s): create it in this account and region with username and accessToken, named %s...: %w", req.CredentialARN, req.Upstream, code, SecretNamePrefix, err)
+	case "LimitExceededException":
+		return fmt.Errorf("the registry has as many pull-through cache rules as ECR allows: delete one or ask for a quota increase: %w", err)
 	}
 	return describeAPIError("ecr:CreatePullThroughCacheRule", err)
 }
@@ -144,12 +135,6 @@ func describeCreateError(err error, req CreateRequest) error {
 func upstreamRegistry(host string) string {
 	r, _ := upstream.Lookup(host)
 	return r.Enum
-}
-
-// PolicyAPI is the part of the ECR API that ApplyGrant calls.
-type PolicyAPI interface {
-	GetRegistryPolicy(ctx context.Context, in *ecr.GetRegistryPolicyInput, opts ...func(*ecr.Options)) (*ecr.GetRegistryPolicyOutput, error)
-	PutRegistryPolicy(ctx context.Context, in *ecr.PutRegistryPolicyInput, opts ...func(*ecr.Options)) (*ecr.PutRegistryPolicyOutput, error)
 }
 
 // ApplyGrant merges g into the registry policy (MergeGrant) and, unless

@@ -33,10 +33,19 @@ type Loader struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Timeout bounds asking the account (loading the AWS configuration,
+	// DescribePullThroughCacheRules, GetAuthorizationToken); when it
+	// passes, the saved rule set stands in as for any other API failure.
+	// Default [DefaultDiscoverTimeout].
+	Timeout time.Duration
 	// NoSave leaves the saved rule set alone; the caller writes
 	// Result.Discovered itself (setup does, through its undo journal).
 	NoSave bool
 }
+
+// DefaultDiscoverTimeout is how long [Loader.Load] waits for the account's
+// rules by default.
+const DefaultDiscoverTimeout = 30 * time.Second
 
 // Result is the mapping in effect and how it was found.
 type Result struct {
@@ -118,6 +127,12 @@ func (l *Loader) Load(ctx context.Context) (Result, error) {
 }
 
 func (l *Loader) discover(ctx context.Context, region, registry string, now func() time.Time) ([]rewrite.Rule, string, *Saved, error) {
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDiscoverTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	newAPI := l.NewAPI
 	if newAPI == nil {
 		newAPI = func(ctx context.Context, region string) (API, error) { return NewAPI(ctx, region) }

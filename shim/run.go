@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
@@ -141,17 +142,12 @@ func newTokens(cfg Config) (*credentials.Provider, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	renewAtHalfLifetime(&copts)
-	return credentials.NewProvider(copts), scheme, nil
-}
-
-// renewAtHalfLifetime renews at half the token's lifetime, as ECR's own
-// clients do: the provider caps the renewal window at half the lifetime.
-// ECR_PTC_RENEW_BEFORE, when set, wins.
-func renewAtHalfLifetime(copts *credentials.Options) {
-	if os.Getenv(credentials.EnvRenewBefore) == "" {
-		copts.RenewBefore = 1000 * time.Hour
+	if copts.RenewBefore == 0 {
+		// Renew in the background at half the token's lifetime, as ECR's
+		// own clients do; ECR_PTC_RENEW_BEFORE, when set, wins.
+		copts.RenewBefore = credentials.RenewAtHalfLife
 	}
+	return awsapi.NewProvider(copts), scheme, nil
 }
 
 // parseUpstreamProxy parses mirror.upstream_proxy; "" is none.

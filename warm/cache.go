@@ -9,7 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 )
 
 // CacheAPI is the part of the ECR API a warm reads to learn what the cache
@@ -194,9 +195,8 @@ func digestsOf(ds []descriptor) []string {
 
 // apiError says which call failed and, for a denial, what to grant.
 func apiError(op string, err error) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException" {
-		return fmt.Errorf("%w: ecr:%s is denied: grant it to read what the cache holds (%s)", errCheckDenied, op, ae.ErrorMessage())
+	if awsapi.Classify(err) == awsapi.KindAccessDenied {
+		return fmt.Errorf("%w: ecr:%s is denied: grant it to read what the cache holds (%s)", errCheckDenied, op, awsapi.Message(err))
 	}
 	return fmt.Errorf("ecr:%s: %w", op, err)
 }

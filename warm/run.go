@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 	"github.com/ecr-ptc/ecr-ptc/rules"
@@ -92,7 +93,7 @@ func targets(plan Plan, check bool) ([]Image, []Skipped) {
 func connect(ctx context.Context, registry string, req Request) (Options, error) {
 	copts := req.Credentials
 	copts.Logger = req.Logger
-	tokens := credentials.NewProvider(copts)
+	tokens := awsapi.NewProvider(copts)
 	reg, err := tokens.Lookup(registry)
 	if err != nil {
 		return Options{}, fmt.Errorf("registry %q: %w", registry, err)

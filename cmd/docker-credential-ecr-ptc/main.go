@@ -3,7 +3,7 @@
 // cached per user on disk. On a cache miss it runs ecr-ptc-token (built
 // from ./ecr-ptc-token and installed next to it), so that this program
 // does not link the AWS SDK and a warm get stays fast. See package
-// github.com/ecr-ptc/ecr-ptc/credentials/ecrauth for the details.
+// github.com/ecr-ptc/ecr-ptc/credentials for the details.
 package main
 
 import (
@@ -11,7 +11,7 @@ import (
 
 	dch "github.com/docker/docker-credential-helpers/credentials"
 
-	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -19,5 +19,5 @@ var version = "dev"
 
 func main() {
 	dch.Name, dch.Package, dch.Version = "docker-credential-ecr-ptc", "github.com/ecr-ptc/ecr-ptc", version
-	dch.Serve(ecrauth.NewHelperFromEnv(os.Stderr))
+	dch.Serve(credentials.NewHelperFromEnv(os.Stderr))
 }

@@ -3,24 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/doctor"
-	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/hosts"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
@@ -29,12 +20,15 @@ import (
 // Tests in this package replace it to trust a local ECR.
 var doctorHTTPClient = func() *http.Client { return &http.Client{} }
 
+// doctorFlags are the flags of `ecr-ptc doctor`.
+type doctorFlags struct {
+	probe, mirrorURL, root, containerdConfig, certsDir, registry string
+	skip, checkRefs                                              []string
+	timeout                                                      time.Duration
+}
+
 func newDoctorCmd(a *app) *cobra.Command {
-	var (
-		probe, mirrorURL, root, containerdConfig, certsDir, registry string
-		skip, checkRefs                                              []string
-		timeout                                                      time.Duration
-	)
+	var f doctorFlags
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check everything a pull through the cache needs, and say how to fix what is wrong",
@@ -78,122 +72,84 @@ check failed, 0 otherwise (warnings do not fail); --json prints an array of
 Engine files are read below --root, as setup writes them. doctor only reads:
 it changes neither the account nor a file.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, id := range skip {
-				if !slices.Contains(doctor.Checks, id) {
-					return usageError{fmt.Errorf("--skip: unknown check %q: want some of %s", id, strings.Join(doctor.Checks, ","))}
-				}
-			}
-			if !filepath.IsAbs(root) {
-				abs, err := filepath.Abs(root)
-				if err != nil {
-					return usageError{fmt.Errorf("--root %q: %w", root, err)}
-				}
-				root = abs
-			}
-			cfg, err := a.config()
-			if err != nil {
-				return err
-			}
-			mirror, err := a.mirror(&targetFlags{mirrorURL: mirrorURL})
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			d := &doctor.Doctor{
-				Registry:         firstNonEmpty(registry, cfg.Registry),
-				HTTPClient:       doctorHTTPClient(),
-				MirrorURL:        mirror,
-				ProbeImage:       probe,
-				Root:             root,
-				ContainerdConfig: containerdConfig,
-				CertsDir:         certsDir,
-				Skip:             skip,
-			}
-			if hosts.FindEngines(root).Docker {
-				d.Docker.Version = hosts.DetectDockerVersion(ctx, root)
-				if info, ok, err := hosts.DetectDockerInfo(ctx, root, hosts.DefaultDockerSocket); ok {
-					d.Docker.Info = &info
-				} else {
-					d.Docker.InfoErr = err
-				}
-			}
-			for _, r := range cfg.Rules {
-				d.ConfigRules = append(d.ConfigRules, rewrite.Rule{Upstream: r.Upstream, Prefix: r.Prefix, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, Source: "config"})
-			}
-			for _, p := range checkRefs {
-				data, err := os.ReadFile(p)
-				if err != nil {
-					return usageError{fmt.Errorf("--check-refs: %w", err)}
-				}
-				d.RefFiles = append(d.RefFiles, doctor.RefFile{Name: p, Data: data})
-			}
-			region := cfg.Region
-			if region == "" {
-				if r, err := ecrhost.Parse(d.Registry); err == nil && !r.Public {
-					region = r.Region
-				}
-			}
-			opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithEC2IMDSRegion()}
-			if region != "" {
-				opts = append(opts, awsconfig.WithRegion(region))
-			}
-			awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-			switch {
-			case err != nil:
-				d.IdentityErr = fmt.Errorf("load AWS configuration: %w", err)
-			case awsCfg.Region == "":
-				d.IdentityErr = errors.New("no AWS region: set AWS_REGION or region in the config file, or run on EC2 where the instance metadata gives it")
-			default:
-				d.Region = awsCfg.Region
-				d.Identity = sts.NewFromConfig(awsCfg)
-				d.ECR = ecr.NewFromConfig(awsCfg)
-				d.Secrets = secretsmanager.NewFromConfig(awsCfg)
-				if !slices.Contains(skip, "s3-gateway") {
-					d.EC2 = ec2.NewFromConfig(awsCfg)
-					d.VPC, d.Subnet, d.NetworkErr = instanceNetwork(ctx, awsCfg)
-				}
-			}
-			results := d.Run(ctx)
-			if a.json {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(results); err != nil {
-					return err
-				}
-			} else {
-				shown := results
-				if a.quiet {
-					shown = slices.DeleteFunc(slices.Clone(results), func(r doctor.Result) bool { return r.Status == doctor.Pass || r.Status == doctor.Skip })
-				}
-				if err := doctor.WriteText(a.stdout, shown); err != nil {
-					return err
-				}
-			}
-			if doctor.Failed(results) {
-				n := 0
-				for _, r := range results {
-					if r.Status == doctor.Fail {
-						n++
-					}
-				}
-				return exitError{1, fmt.Errorf("%d of %d checks failed: apply the fixes above and run doctor again", n, len(results))}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runDoctor(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&probe, "probe-image", doctor.DefaultProbeImage, "public image the pull-through check resolves through the cache (its upstream needs a rule)")
-	fl.StringVar(&mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, "+hosts.DefaultMirrorURL+")")
-	fl.StringVar(&root, "root", envOr("ECR_PTC_ROOT", "/"), "prefix for every system path the engine checks read, as for setup (env ECR_PTC_ROOT)")
-	fl.StringVar(&containerdConfig, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
-	fl.StringVar(&certsDir, "certs-dir", hosts.DefaultCertsDir, "directory of containerd's hosts.toml files (below --root)")
-	fl.StringVar(&registry, "registry", "", "ECR registry host (default: config file, then the account's)")
-	fl.StringSliceVar(&skip, "skip", nil, "checks not to run, such as vpc-endpoints,docker (IDs in the list above)")
-	fl.StringArrayVar(&checkRefs, "check-refs", nil, "file whose image references the mutable-tags check reads (repeatable)")
-	fl.DurationVar(&timeout, "timeout", 2*time.Minute, "give up on the checks still running after this long (each check also stops after 20s)")
+	fl.StringVar(&f.probe, "probe-image", doctor.DefaultProbeImage, "public image the pull-through check resolves through the cache (its upstream needs a rule)")
+	fl.StringVar(&f.mirrorURL, "mirror-url", "", "URL of the ecr-ptc shim (default: http://<[mirror] listen> from the config file, "+hosts.DefaultMirrorURL+")")
+	fl.StringVar(&f.root, "root", envOr("ECR_PTC_ROOT", "/"), "prefix for every system path the engine checks read, as for setup (env ECR_PTC_ROOT)")
+	fl.StringVar(&f.containerdConfig, "containerd-config", hosts.DefaultContainerdConfig, "containerd's config file (below --root)")
+	fl.StringVar(&f.certsDir, "certs-dir", hosts.DefaultCertsDir, "directory of containerd's hosts.toml files (below --root)")
+	fl.StringVar(&f.registry, "registry", "", "ECR registry host (default: config file, then the account's)")
+	fl.StringSliceVar(&f.skip, "skip", nil, "checks not to run, such as vpc-endpoints,docker (IDs in the list above)")
+	fl.StringArrayVar(&f.checkRefs, "check-refs", nil, "file whose image references the mutable-tags check reads (repeatable)")
+	fl.DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up on the checks still running after this long (each check also stops after 20s)")
 	return cmd
+}
+
+// runDoctor builds the doctor from the flags and the config file, runs
+// the checks and prints them.
+func (a *app) runDoctor(ctx context.Context, f doctorFlags) error {
+	if err := doctor.ValidateSkip(f.skip); err != nil {
+		return usageError{fmt.Errorf("--skip: %w", err)}
+	}
+	root, err := filepath.Abs(f.root)
+	if err != nil {
+		return usageError{fmt.Errorf("--root %q: %w", f.root, err)}
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	mirror, err := a.mirror(&targetFlags{mirrorURL: f.mirrorURL})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	d := &doctor.Doctor{
+		Registry:         firstNonEmpty(f.registry, cfg.Registry),
+		HTTPClient:       doctorHTTPClient(),
+		MirrorURL:        mirror,
+		ProbeImage:       f.probe,
+		Root:             root,
+		ContainerdConfig: f.containerdConfig,
+		CertsDir:         f.certsDir,
+		Skip:             f.skip,
+	}
+	for _, r := range cfg.Rules {
+		d.ConfigRules = append(d.ConfigRules, rewrite.Rule{Upstream: r.Upstream, Prefix: r.Prefix, UpstreamRepositoryPrefix: r.UpstreamRepositoryPrefix, CredentialARN: r.CredentialARN, Source: "config"})
+	}
+	if err := d.ReadRefFiles(f.checkRefs); err != nil {
+		return usageError{fmt.Errorf("--check-refs: %w", err)}
+	}
+	d.DetectDocker(ctx)
+	d.ConnectAWS(ctx, cfg.Region)
+	return a.printDoctor(d.Run(ctx))
+}
+
+// printDoctor prints the results as JSON or text and fails when a check
+// failed.
+func (a *app) printDoctor(results []doctor.Result) error {
+	if a.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	} else {
+		shown := results
+		if a.quiet {
+			shown = slices.DeleteFunc(slices.Clone(results), func(r doctor.Result) bool { return r.Status == doctor.Pass || r.Status == doctor.Skip })
+		}
+		if err := doctor.WriteText(a.stdout, shown); err != nil {
+			return err
+		}
+	}
+	if n := doctor.FailedCount(results); n > 0 {
+		return exitError{1, fmt.Errorf("%d of %d checks failed: apply the fixes above and run doctor again", n, len(results))}
+	}
+	return nil
 }
 
 func firstNonEmpty(s ...string) string {

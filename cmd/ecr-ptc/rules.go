@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ecr-ptc/ecr-ptc/rules"
 )
 
 // ruleView is one row of `ecr-ptc rules`.
@@ -30,61 +33,75 @@ and by --rule flags. SOURCE says where each rule came from (account, saved,
 config, flag); CREDENTIALS says whether ECR needs a Secrets Manager secret for
 the upstream.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := a.loadRules(cmd.Context())
-			if err != nil {
-				return err
-			}
-			m := res.Mapping
-			var rows []ruleView
-			for _, r := range m.Rules() {
-				rows = append(rows, ruleView{r.Upstream, r.Prefix, r.UpstreamRepositoryPrefix, r.UpstreamURL, r.Source, r.NeedsCredentials(), r.CredentialARN})
-			}
-			if a.json {
-				out := struct {
-					Registry  string     `json:"registry"`
-					FromSaved bool       `json:"fromSaved"`
-					SavedAt   *time.Time `json:"savedAt,omitempty"`
-					Rules     []ruleView `json:"rules"`
-				}{Registry: m.Registry(), FromSaved: res.FromSaved, Rules: rows}
-				if res.FromSaved {
-					out.SavedAt = &res.SavedAt
-				}
-				if out.Rules == nil {
-					out.Rules = []ruleView{}
-				}
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
-			}
-			if !a.quiet {
-				fmt.Fprintf(a.stdout, "registry: %s\n", m.Registry())
-				if res.FromSaved {
-					fmt.Fprintf(a.stdout, "warning: ECR API unavailable (%v); showing the rule set saved at %s\n", res.Err, res.SavedAt.Format(time.RFC3339))
-				}
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "UPSTREAM\tPREFIX\tSOURCE\tCREDENTIALS")
-			for _, r := range rows {
-				up := r.Upstream
-				if r.UpstreamRepositoryPrefix != "" {
-					up += "/" + r.UpstreamRepositoryPrefix
-				}
-				creds := "not needed"
-				if r.NeedsCredentials {
-					creds = "needed"
-					if r.CredentialARN != "" {
-						creds = "set"
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", up, r.Prefix, r.Source, creds)
-			}
-			return tw.Flush()
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runRules(cmd.Context()) },
 	}
 	a.addMappingFlags(cmd)
 	cmd.AddCommand(newRulesCreateCmd(a), newRulesGrantCmd(a))
 	return cmd
+}
+
+// runRules prints the rules in effect as JSON or a table.
+func (a *app) runRules(ctx context.Context) error {
+	res, err := a.loadRules(ctx)
+	if err != nil {
+		return err
+	}
+	m := res.Mapping
+	var rows []ruleView
+	for _, r := range m.Rules() {
+		rows = append(rows, ruleView{r.Upstream, r.Prefix, r.UpstreamRepositoryPrefix, r.UpstreamURL, r.Source, r.NeedsCredentials(), r.CredentialARN})
+	}
+	if a.json {
+		return a.printRulesJSON(res, rows)
+	}
+	if !a.quiet {
+		fmt.Fprintf(a.stdout, "registry: %s\n", m.Registry())
+		if res.FromSaved {
+			fmt.Fprintf(a.stdout, "warning: ECR API unavailable (%v); showing the rule set saved at %s\n", res.Err, res.SavedAt.Format(time.RFC3339))
+		}
+	}
+	return a.printRulesTable(rows)
+}
+
+// printRulesJSON prints the rules of `ecr-ptc rules --json`.
+func (a *app) printRulesJSON(res rules.Result, rows []ruleView) error {
+	out := struct {
+		Registry  string     `json:"registry"`
+		FromSaved bool       `json:"fromSaved"`
+		SavedAt   *time.Time `json:"savedAt,omitempty"`
+		Rules     []ruleView `json:"rules"`
+	}{Registry: res.Mapping.Registry(), FromSaved: res.FromSaved, Rules: rows}
+	if res.FromSaved {
+		out.SavedAt = &res.SavedAt
+	}
+	if out.Rules == nil {
+		out.Rules = []ruleView{}
+	}
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// printRulesTable prints one line per rule: upstream, prefix, source and
+// whether ECR needs (and has) credentials for the upstream.
+func (a *app) printRulesTable(rows []ruleView) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPSTREAM\tPREFIX\tSOURCE\tCREDENTIALS")
+	for _, r := range rows {
+		up := r.Upstream
+		if r.UpstreamRepositoryPrefix != "" {
+			up += "/" + r.UpstreamRepositoryPrefix
+		}
+		creds := "not needed"
+		if r.NeedsCredentials {
+			creds = "needed"
+			if r.CredentialARN != "" {
+				creds = "set"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", up, r.Prefix, r.Source, creds)
+	}
+	return tw.Flush()
 }
 
 func newVersionCmd(a *app) *cobra.Command {

@@ -3,14 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
 	"github.com/ecr-ptc/ecr-ptc/ecrhost"
@@ -91,10 +86,15 @@ func (a *app) printRule(verb string, r rewrite.Rule, existed bool) error {
 	return err
 }
 
+// grantFlags are the flags of `ecr-ptc rules grant`.
+type grantFlags struct {
+	principal string
+	prefixes  []string
+	dryRun    bool
+}
+
 func newRulesGrantCmd(a *app) *cobra.Command {
-	var principal string
-	var prefixes []string
-	var dryRun bool
+	var f grantFlags
 	cmd := &cobra.Command{
 		Use:   "grant [--principal ARN] [--prefix P ...]",
 		Short: "Let a role import images through the cache, in the registry policy",
@@ -109,78 +109,60 @@ all, so a second run changes nothing. --principal defaults to this host's
 identity (an assumed role becomes its role ARN); --prefix defaults to every
 rule's prefix. --dry-run prints the policy that would be stored.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			api, err := a.adminAPI(ctx)
-			if err != nil {
-				return err
-			}
-			host, err := a.registryHost(ctx, api)
-			if err != nil {
-				return err
-			}
-			reg, err := ecrhost.Parse(host)
-			if err != nil || reg.Public {
-				return fmt.Errorf("registry %q is not a private ECR registry: pass --registry <account>.dkr.ecr.<region>.amazonaws.com", host)
-			}
-			if principal == "" {
-				if principal, err = a.callerPrincipal(ctx); err != nil {
-					return err
-				}
-			}
-			if len(prefixes) == 0 {
-				rs, err := rules.Discover(ctx, api)
-				if err != nil {
-					return err
-				}
-				for _, r := range rs {
-					if !slices.Contains(prefixes, r.Prefix) {
-						prefixes = append(prefixes, r.Prefix)
-					}
-				}
-				if len(prefixes) == 0 {
-					return errors.New("the account has no pull-through cache rule: create one (ecr-ptc rules create --upstream HOST) or pass --prefix")
-				}
-			}
-			g := rules.Grant{Principal: principal}
-			for _, p := range prefixes {
-				g.Resources = append(g.Resources, rules.RepositoryARN(reg.Region, reg.ID, p))
-			}
-			policy, changed, err := rules.ApplyGrant(ctx, api, g, dryRun)
-			if err != nil {
-				return err
-			}
-			switch {
-			case a.json:
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
-					Changed bool   `json:"changed"`
-					DryRun  bool   `json:"dryRun"`
-					Policy  string `json:"policy"`
-				}{changed, dryRun, policy})
-			case dryRun:
-				_, err := fmt.Fprint(a.stdout, policy)
-				if err == nil && !changed {
-					fmt.Fprintln(a.stderr, "ecr-ptc: the registry policy already grants this; nothing would change")
-				}
-				return err
-			case a.quiet:
-				return nil
-			case changed:
-				_, err := fmt.Fprintf(a.stdout, "registry policy updated: %s may import into %v\n", principal, g.Resources)
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "registry policy unchanged: it already lets %s import into %v\n", principal, g.Resources)
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runGrant(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&principal, "principal", "", "IAM role or user ARN to grant (default: this host's identity, from sts:GetCallerIdentity)")
-	fl.StringSliceVar(&prefixes, "prefix", nil, "ECR repository prefix of the cache (repeatable; default: every rule's)")
-	fl.BoolVar(&dryRun, "dry-run", false, "print the registry policy that would be stored and store nothing")
+	fl.StringVar(&f.principal, "principal", "", "IAM role or user ARN to grant (default: this host's identity, from sts:GetCallerIdentity)")
+	fl.StringSliceVar(&f.prefixes, "prefix", nil, "ECR repository prefix of the cache (repeatable; default: every rule's)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the registry policy that would be stored and store nothing")
 	fl.StringVar(&a.registry, "registry", "", "ECR registry host whose account and region the grant names (default: config file, then the account's)")
 	return cmd
+}
+
+// runGrant runs `ecr-ptc rules grant` and prints what it did.
+func (a *app) runGrant(ctx context.Context, f grantFlags) error {
+	api, err := a.adminAPI(ctx)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	res, err := rules.GrantImport(ctx, api, rules.GrantRequest{
+		Registry: firstNonEmpty(a.registry, cfg.Registry), Principal: f.principal, Prefixes: f.prefixes, DryRun: f.dryRun,
+	})
+	if err != nil {
+		return err
+	}
+	return a.printGrant(res, f.dryRun)
+}
+
+// printGrant prints the outcome of rules grant.
+func (a *app) printGrant(res rules.GrantResult, dryRun bool) error {
+	switch {
+	case a.json:
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Changed bool   `json:"changed"`
+			DryRun  bool   `json:"dryRun"`
+			Policy  string `json:"policy"`
+		}{res.Changed, dryRun, res.Policy})
+	case dryRun:
+		_, err := fmt.Fprint(a.stdout, res.Policy)
+		if err == nil && !res.Changed {
+			fmt.Fprintln(a.stderr, "ecr-ptc: the registry policy already grants this; nothing would change")
+		}
+		return err
+	case a.quiet:
+		return nil
+	case res.Changed:
+		_, err := fmt.Fprintf(a.stdout, "registry policy updated: %s may import into %v\n", res.Grant.Principal, res.Grant.Resources)
+		return err
+	}
+	_, err := fmt.Fprintf(a.stdout, "registry policy unchanged: it already lets %s import into %v\n", res.Grant.Principal, res.Grant.Resources)
+	return err
 }
 
 // adminAPI returns the ECR client of rules create and grant.
@@ -196,32 +178,4 @@ func (a *app) adminAPI(ctx context.Context) (*ecr.Client, error) {
 		}
 	}
 	return rules.NewAPI(ctx, region)
-}
-
-// registryHost returns --registry, the config's registry or the account's.
-func (a *app) registryHost(ctx context.Context, api rules.API) (string, error) {
-	cfg, err := a.config()
-	if err != nil {
-		return "", err
-	}
-	if h := firstNonEmpty(a.registry, cfg.Registry); h != "" {
-		return h, nil
-	}
-	return rules.RegistryHost(ctx, api)
-}
-
-// callerPrincipal returns the policy principal of this host's identity.
-func (a *app) callerPrincipal(ctx context.Context) (string, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
-	if err != nil {
-		return "", fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1" // STS answers in every region
-	}
-	out, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return "", fmt.Errorf("find this host's identity for --principal (sts:GetCallerIdentity): %w: pass --principal", err)
-	}
-	return rules.PrincipalARN(aws.ToString(out.Arn)), nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
@@ -89,7 +90,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build mapping from the fake's rules: %w", err)
 	}
-	e.Tokens = credentials.NewProvider(credentials.Options{NoCache: true, Logger: o.Logger})
+	e.Tokens = awsapi.NewProvider(credentials.Options{NoCache: true, Logger: o.Logger})
 
 	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256

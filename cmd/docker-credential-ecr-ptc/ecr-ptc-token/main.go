@@ -10,9 +10,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/awsapi"
 )
 
 func main() {
-	os.Exit(credentials.ServeTokenFetcher(context.Background(), nil, os.Stdin, os.Stdout, 5*time.Minute))
+	os.Exit(awsapi.ServeTokenFetcher(context.Background(), nil, os.Stdin, os.Stdout, 5*time.Minute))
 }

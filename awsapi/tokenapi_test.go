@@ -1,4 +1,4 @@
-package credentials
+package awsapi
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecr-ptc/ecr-ptc/credentials/ecrauth"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 )
 
 // ecrServer is a minimal real HTTP server speaking ECR's and ECR Public's
@@ -92,10 +92,10 @@ func TestSDKTokenAPI(t *testing.T) {
 	for k, v := range sdkEnv(t, s) {
 		t.Setenv(k, v)
 	}
-	t.Setenv(ecrauth.EnvNoCache, "")
+	t.Setenv(credentials.EnvNoCache, "")
 	t.Setenv("AWS_PROFILE", "")
 
-	p := NewProvider(Options{CacheDir: t.TempDir()})
+	p := NewProvider(credentials.Options{CacheDir: t.TempDir()})
 	c, err := p.Get(t.Context(), testHost)
 	if err != nil {
 		t.Fatal(err)
@@ -124,25 +124,25 @@ func TestSDKTokenAPI(t *testing.T) {
 	t.Run("access denied", func(t *testing.T) {
 		s.errCode.Store("AccessDeniedException")
 		defer s.errCode.Store("")
-		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
-		if !errors.Is(err, ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
-			t.Fatalf("error = %v, want ErrAccessDenied naming the action", err)
+		_, err := NewProvider(credentials.Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, credentials.ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
+			t.Fatalf("error = %v, want credentials.ErrAccessDenied naming the action", err)
 		}
 	})
 	t.Run("rejected keys", func(t *testing.T) {
 		s.errCode.Store("UnrecognizedClientException")
 		defer s.errCode.Store("")
-		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
-		if !errors.Is(err, ErrAccessDenied) || strings.Contains(err.Error(), "AKIAIOSFODNN7EXAMPLE") {
-			t.Fatalf("error = %v, want ErrAccessDenied without the key ID", err)
+		_, err := NewProvider(credentials.Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, credentials.ErrAccessDenied) || strings.Contains(err.Error(), "AKIAIOSFODNN7EXAMPLE") {
+			t.Fatalf("error = %v, want credentials.ErrAccessDenied without the key ID", err)
 		}
 	})
 	t.Run("no credentials", func(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-		_, err := NewProvider(Options{NoCache: true}).Get(t.Context(), testHost)
-		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "instance profile") {
-			t.Fatalf("error = %v, want ErrNoCredentials with advice", err)
+		_, err := NewProvider(credentials.Options{NoCache: true}).Get(t.Context(), testHost)
+		if !errors.Is(err, credentials.ErrNoCredentials) || !strings.Contains(err.Error(), "instance profile") {
+			t.Fatalf("error = %v, want credentials.ErrNoCredentials with advice", err)
 		}
 	})
 }
@@ -165,7 +165,7 @@ func TestMain(m *testing.M) {
 
 // runChild gets a token like a helper process would and prints its password.
 func runChild(host string) int {
-	o, err := OptionsFromEnv()
+	o, err := credentials.OptionsFromEnv()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -187,7 +187,7 @@ func TestProviderAcrossProcesses(t *testing.T) {
 	for k, v := range sdkEnv(t, s) {
 		environ = append(environ, k+"="+v)
 	}
-	environ = append(environ, childEnv+"="+testHost, ecrauth.EnvCacheDir+"="+cacheDir, ecrauth.EnvNoCache+"=")
+	environ = append(environ, childEnv+"="+testHost, credentials.EnvCacheDir+"="+cacheDir, credentials.EnvNoCache+"=")
 	const n = 6
 	var wg sync.WaitGroup
 	outs := make([]string, n)
@@ -234,8 +234,8 @@ func TestExecTokenAPI(t *testing.T) {
 	}
 	t.Setenv(fetcherEnv, "1")
 	var stderr strings.Builder
-	api := &ecrauth.ExecTokenAPI{Path: os.Args[0], Stderr: &stderr}
-	p := ecrauth.NewProvider(ecrauth.Options{CacheDir: t.TempDir(), API: api})
+	api := &credentials.ExecTokenAPI{Path: os.Args[0], Stderr: &stderr}
+	p := credentials.NewProvider(credentials.Options{CacheDir: t.TempDir(), API: api})
 	for range 2 {
 		c, err := p.Get(t.Context(), "https://"+testHost)
 		if err != nil {
@@ -250,21 +250,21 @@ func TestExecTokenAPI(t *testing.T) {
 	}
 
 	s.errCode.Store("AccessDeniedException")
-	_, err := ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
-	if !errors.Is(err, ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
-		t.Errorf("error through the fetcher = %v, want ErrAccessDenied naming the action", err)
+	_, err := credentials.NewProvider(credentials.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
+	if !errors.Is(err, credentials.ErrAccessDenied) || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
+		t.Errorf("error through the fetcher = %v, want credentials.ErrAccessDenied naming the action", err)
 	}
 	s.errCode.Store("")
 
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	_, err = ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
-	if !errors.Is(err, ErrNoCredentials) {
-		t.Errorf("error through the fetcher = %v, want ErrNoCredentials", err)
+	_, err = credentials.NewProvider(credentials.Options{NoCache: true, API: api}).Get(t.Context(), testHost)
+	if !errors.Is(err, credentials.ErrNoCredentials) {
+		t.Errorf("error through the fetcher = %v, want credentials.ErrNoCredentials", err)
 	}
 
-	missing := &ecrauth.ExecTokenAPI{Path: filepath.Join(t.TempDir(), "no-such-fetcher")}
-	if _, err := ecrauth.NewProvider(ecrauth.Options{NoCache: true, API: missing}).Get(t.Context(), testHost); err == nil {
+	missing := &credentials.ExecTokenAPI{Path: filepath.Join(t.TempDir(), "no-such-fetcher")}
+	if _, err := credentials.NewProvider(credentials.Options{NoCache: true, API: missing}).Get(t.Context(), testHost); err == nil {
 		t.Error("Get with a missing fetcher succeeded")
 	}
 }
@@ -283,7 +283,7 @@ func TestServeTokenFetcherRejectsBadRequests(t *testing.T) {
 			if code := ServeTokenFetcher(t.Context(), nil, strings.NewReader(tt.in), &out, time.Second); code != 2 {
 				t.Errorf("exit code = %d, want 2", code)
 			}
-			var resp ecrauth.FetchResponse
+			var resp credentials.FetchResponse
 			if err := json.Unmarshal([]byte(out.String()), &resp); err != nil || resp.Error == "" {
 				t.Errorf("response = %q (%v), want an error", out.String(), err)
 			}

@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import (
 	"context"
@@ -158,6 +158,7 @@ func TestProviderRenewal(t *testing.T) {
 		{"ecr default", 12 * time.Hour, 0, 11*time.Hour - time.Minute, 11*time.Hour + time.Minute},
 		{"custom window", 12 * time.Hour, 3 * time.Hour, 9*time.Hour - time.Minute, 9*time.Hour + time.Minute},
 		{"short lifetime caps window at half", 10 * time.Minute, 0, 4 * time.Minute, 6 * time.Minute},
+		{"renew at half life", 12 * time.Hour, RenewAtHalfLife, 6*time.Hour - time.Minute, 6*time.Hour + time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import (
 	"context"
@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,15 @@ const (
 // the lifetime.
 const DefaultRenewBefore = time.Hour
 
+// RenewAtHalfLife is the [Options.RenewBefore] that renews every token at
+// half its lifetime, however long that is, as ECR's own clients do. The mirror
+// shim uses it: it renews in the background, well ahead of any request.
+const RenewAtHalfLife time.Duration = -1
+
+// ExpiryMargin is how close to its expiry a token is no longer handed
+// out: a request that starts must not carry a token that dies on the way.
+const ExpiryMargin = 30 * time.Second
+
 // Credential is a registry username and password with their lifetime.
 type Credential struct {
 	Username      string
@@ -53,7 +63,8 @@ type Options struct {
 	// Provider stays). Also set by ECR_PTC_NO_CACHE=1.
 	NoCache bool
 	// RenewBefore is how long before expiry a token is renewed. Default
-	// [DefaultRenewBefore]; never more than half the token's lifetime.
+	// [DefaultRenewBefore]; never more than half the token's lifetime, so
+	// [RenewAtHalfLife] renews at exactly half.
 	RenewBefore time.Duration
 	// Registries are extra hosts treated as ECR registries (VPC endpoint
 	// names, test hosts), keyed by lower-case host[:port]. A key without
@@ -62,7 +73,7 @@ type Options struct {
 	// Logger receives debug and warning messages, never secrets. Default:
 	// discard.
 	Logger *slog.Logger
-	// API obtains tokens. Required here; credentials.NewProvider defaults
+	// API obtains tokens. Required here; awsapi.NewProvider defaults
 	// it to the AWS SDK, whose configuration is loaded only on the first
 	// cache miss. It is called only on a cache miss.
 	API TokenAPI
@@ -152,7 +163,7 @@ func NewProvider(o Options) *Provider {
 	if envTrue(os.Getenv(EnvNoCache)) {
 		o.NoCache = true
 	}
-	if o.RenewBefore <= 0 {
+	if o.RenewBefore <= 0 && o.RenewBefore != RenewAtHalfLife {
 		o.RenewBefore = DefaultRenewBefore
 	}
 	if o.Now == nil {
@@ -208,81 +219,121 @@ func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
 		return Credential{}, fmt.Errorf("%w for registry %q: declare it as %s=%s=%s:<region>", ErrRegionUnknown, r.Host, EnvRegistries, r.Host, r.ID)
 	}
 	key := r.Host + "|" + r.Region
-
 	if e, ok := p.memGet(key); ok && p.fresh(e) {
 		p.log.Debug("token from memory", "registry", r.Host)
 		return e.credential(), nil
 	}
-
 	release, err := p.acquire(ctx, key)
 	if err != nil {
 		return Credential{}, err
 	}
 	defer release()
-
-	stale, haveStale := p.memGet(key)
-	if haveStale && p.fresh(stale) {
-		return stale.credential(), nil
-	}
-
-	disk := p.diskCache()
-	var name string
-	if disk != nil {
-		name = disk.entryName(r.Host, r.Region)
-		if e, ok := disk.load(name, r.Host, r.Region); ok {
-			if p.fresh(e) {
-				p.memPut(key, e)
-				p.log.Debug("token from disk cache", "registry", r.Host, "expires", e.ExpiresAt)
-				return e.credential(), nil
-			}
-			if p.usable(e) && (!haveStale || e.ExpiresAt.After(stale.ExpiresAt)) {
-				stale, haveStale = e, true
-			}
-		}
-		unlock, err := disk.lock(ctx, name)
-		if err != nil {
-			p.log.Warn("disk cache lock failed; fetching without it", "registry", r.Host, "err", err)
-		} else {
-			defer unlock()
-			if e, ok := disk.load(name, r.Host, r.Region); ok && p.fresh(e) {
-				p.memPut(key, e)
-				p.log.Debug("token from disk cache after lock", "registry", r.Host)
-				return e.credential(), nil
-			}
-		}
-	}
-
-	e, err := p.fetch(ctx, r)
+	e, err := p.refresh(ctx, r, key)
 	if err != nil {
-		if haveStale && p.usable(stale) {
-			p.log.Warn("token renewal failed; using the cached token until it expires",
-				"registry", r.Host, "expires", stale.ExpiresAt, "retry-after", renewRetryDelay, "err", err)
-			// Other callers and processes use the old token for a while
-			// instead of calling the failing API again.
-			stale.RetryAfter = p.o.Now().Add(renewRetryDelay)
-			p.memPut(key, stale)
-			if disk != nil {
-				if err := disk.store(name, stale); err != nil {
-					p.log.Warn("could not write the disk cache", "registry", r.Host, "err", err)
-				}
-			}
-			return stale.credential(), nil
-		}
 		return Credential{}, err
 	}
-	p.memPut(key, e)
-	if disk != nil {
-		if err := disk.store(name, e); err != nil {
-			p.log.Warn("could not write the disk cache", "registry", r.Host, "err", err)
+	return e.credential(), nil
+}
+
+// renewal is one refresh of a registry's token, run while holding the
+// registry's single-flight slot.
+type renewal struct {
+	p         *Provider
+	r         Registry
+	key       string
+	disk      *diskCache // nil without a disk cache
+	name      string     // of the entry in disk
+	stale     entry      // the best token still usable, if haveStale
+	haveStale bool
+}
+
+// refresh answers from memory or the disk cache if another caller renewed
+// the token meanwhile, else fetches one; when that fails while an older
+// token is still usable, it serves the older one.
+func (p *Provider) refresh(ctx context.Context, r Registry, key string) (entry, error) {
+	rn := &renewal{p: p, r: r, key: key}
+	rn.stale, rn.haveStale = p.memGet(key)
+	if rn.haveStale && p.fresh(rn.stale) {
+		return rn.stale, nil
+	}
+	e, ok, unlock := rn.fromDisk(ctx)
+	if ok {
+		return e, nil
+	}
+	if unlock != nil {
+		defer unlock()
+	}
+	e, err := p.fetch(ctx, r)
+	if err != nil {
+		return rn.fallBack(err)
+	}
+	rn.keep(e)
+	return e, nil
+}
+
+// fromDisk looks in the disk cache before and after taking the entry's
+// cross-process lock, and remembers a usable older entry. On a miss it
+// returns the release of the lock it holds (nil when it holds none).
+func (rn *renewal) fromDisk(ctx context.Context) (entry, bool, func()) {
+	p, r := rn.p, rn.r
+	if rn.disk = p.diskCache(); rn.disk == nil {
+		return entry{}, false, nil
+	}
+	rn.name = rn.disk.entryName(r.Host, r.Region)
+	if e, ok := rn.disk.load(rn.name, r.Host, r.Region); ok {
+		if p.fresh(e) {
+			p.memPut(rn.key, e)
+			p.log.Debug("token from disk cache", "registry", r.Host, "expires", e.ExpiresAt)
+			return e, true, nil
+		}
+		if p.usable(e) && (!rn.haveStale || e.ExpiresAt.After(rn.stale.ExpiresAt)) {
+			rn.stale, rn.haveStale = e, true
 		}
 	}
-	return e.credential(), nil
+	unlock, err := rn.disk.lock(ctx, rn.name)
+	if err != nil {
+		p.log.Warn("disk cache lock failed; fetching without it", "registry", r.Host, "err", err)
+		return entry{}, false, nil
+	}
+	if e, ok := rn.disk.load(rn.name, r.Host, r.Region); ok && p.fresh(e) {
+		unlock()
+		p.memPut(rn.key, e)
+		p.log.Debug("token from disk cache after lock", "registry", r.Host)
+		return e, true, nil
+	}
+	return entry{}, false, unlock
+}
+
+// fallBack serves the older token, while it is usable, after the fetch
+// failed with err; other callers and processes then use it for
+// renewRetryDelay instead of calling the failing API again.
+func (rn *renewal) fallBack(err error) (entry, error) {
+	p := rn.p
+	if !rn.haveStale || !p.usable(rn.stale) {
+		return entry{}, err
+	}
+	p.log.Warn("token renewal failed; using the cached token until it expires",
+		"registry", rn.r.Host, "expires", rn.stale.ExpiresAt, "retry-after", renewRetryDelay, "err", err)
+	rn.stale.RetryAfter = p.o.Now().Add(renewRetryDelay)
+	rn.keep(rn.stale)
+	return rn.stale, nil
+}
+
+// keep stores e in memory and on disk.
+func (rn *renewal) keep(e entry) {
+	rn.p.memPut(rn.key, e)
+	if rn.disk == nil {
+		return
+	}
+	if err := rn.disk.store(rn.name, e); err != nil {
+		rn.p.log.Warn("could not write the disk cache", "registry", rn.r.Host, "err", err)
+	}
 }
 
 // fetch calls the token API and decodes its answer.
 func (p *Provider) fetch(ctx context.Context, r Registry) (entry, error) {
 	if p.o.API == nil {
-		return entry{}, fmt.Errorf("no token API configured for registry %q: use credentials.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
+		return entry{}, fmt.Errorf("no token API configured for registry %q: use awsapi.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
 	}
 	start := p.o.Now()
 	d, err := p.o.API.GetAuthorizationToken(ctx, r)
@@ -360,12 +411,7 @@ func (p *Provider) Cached() []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for h := range seen {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // diskCache opens the disk cache once; nil when disabled or unusable.
@@ -437,15 +483,20 @@ func (p *Provider) fresh(e entry) bool {
 		return true
 	}
 	window := p.o.RenewBefore
-	if life := e.ExpiresAt.Sub(e.FetchedAt); life > 0 && window > life/2 {
+	life := e.ExpiresAt.Sub(e.FetchedAt)
+	switch {
+	case life > 0 && (window == RenewAtHalfLife || window > life/2):
 		window = life / 2
+	case window == RenewAtHalfLife:
+		// No lifetime known: renew as early as by default.
+		window = DefaultRenewBefore
 	}
 	return p.o.Now().Before(e.ExpiresAt.Add(-window))
 }
 
-// usable reports whether e has not expired (with a small margin).
+// usable reports whether e has not expired (with [ExpiryMargin]).
 func (p *Provider) usable(e entry) bool {
-	return p.o.Now().Add(30 * time.Second).Before(e.ExpiresAt)
+	return p.o.Now().Add(ExpiryMargin).Before(e.ExpiresAt)
 }
 
 func (e entry) credential() Credential {

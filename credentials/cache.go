@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/ecr-ptc/ecr-ptc/atomicfile"
@@ -30,7 +31,7 @@ const (
 	maxEntrySize   = 64 << 10
 	entrySuffix    = ".json"
 	lockSuffix     = ".lock"
-	maxLockBackoff = 20 * time.Millisecond
+	lockRetryDelay = 2 * time.Millisecond
 )
 
 // entry is one cached token as stored on disk (mode 0600).
@@ -263,42 +264,32 @@ func writeAtomic(path string, b []byte) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on path (created 0600), polling so that
-// ctx can cancel the wait. The returned func releases it.
+// lockFile takes an exclusive flock on path (created 0600, never through
+// a symbolic link), waiting until ctx ends. The returned func releases it.
 func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	l, err := tryLock(ctx, path, 0)
+	if errors.Is(err, unix.ELOOP) {
+		// A planted symbolic link: replace it with a file of our own.
+		_ = os.Remove(path)
+		l, err = tryLock(ctx, path, os.O_EXCL)
+	}
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			_ = os.Remove(path)
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open cache lock: %w", err)
-		}
+		return nil, err
 	}
-	fd := int(f.Fd())
-	backoff := 500 * time.Microsecond
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock cache entry %q: %w", path, err)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			_ = f.Close()
-			return nil, fmt.Errorf("wait for cache lock: %w", context.Cause(ctx))
-		case <-t.C:
-		}
-		backoff = min(backoff*2, maxLockBackoff)
+	return func() { _ = l.Unlock() }, nil
+}
+
+// tryLock polls for the lock on path every lockRetryDelay until ctx ends.
+func tryLock(ctx context.Context, path string, flag int) (*flock.Flock, error) {
+	l := flock.New(path, flock.SetFlag(os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|flag), flock.SetPermissions(0o600))
+	ok, err := l.TryLockContext(ctx, lockRetryDelay)
+	switch {
+	case ok:
+		return l, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("wait for cache lock: %w", context.Cause(ctx))
+	case err != nil:
+		return nil, fmt.Errorf("lock cache entry %q: %w", path, err)
 	}
-	return func() {
-		_ = unix.Flock(fd, unix.LOCK_UN)
-		_ = f.Close()
-	}, nil
+	return nil, fmt.Errorf("lock cache entry %q: not acquired", path)
 }

@@ -1,7 +1,8 @@
-package ecrauth
+package credentials
 
 import (
 	"errors"
+	"net/url"
 	"regexp"
 	"sync"
 )
@@ -58,4 +59,19 @@ func Redact(s string) string {
 	s = p[1].ReplaceAllString(s, "${1}?<redacted>")
 	s = p[2].ReplaceAllString(s, "<redacted>")
 	return s
+}
+
+// RedactURL returns u as text for a log or an error message: without its
+// userinfo and fragment, and with a non-empty query (where presigned URLs
+// carry their signature) replaced by "REDACTED". A nil u gives "".
+func RedactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User, c.Fragment, c.RawFragment = nil, "", ""
+	if c.RawQuery != "" {
+		c.RawQuery = "REDACTED"
+	}
+	return c.String()
 }

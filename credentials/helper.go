@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package ecrauth
+package credentials
 
 import "github.com/ecr-ptc/ecr-ptc/ecrhost"
 
