@@ -154,4 +154,3 @@ func PlanDocker(ctx context.Context, root string, o hosts.DockerOptions, socket 
 	}
 	return hosts.PlanDocker(root, o, m)
 }
-
