@@ -1,9 +1,3 @@
-// Command docker-credential-ecr-ptc is a Docker credential helper that
-// hands out Amazon ECR tokens from the AWS default credential chain,
-// cached per user on disk. On a cache miss it runs ecr-ptc-token (built
-// from ./ecr-ptc-token and installed next to it), so that this program
-// does not link the AWS SDK and a warm get stays fast. See package
-// github.com/ecr-ptc/ecr-ptc/credentials for the details.
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Command ecr-ptc makes Amazon ECR's pull-through cache invisible: it maps
-// public image references to the account's ECR registry, serves them through
-// a localhost mirror, and points containerd, Docker and podman at it.
 package main
 
 import (
