@@ -14,7 +14,7 @@
 //
 //  1. Path form, for hosts.toml with override_path = true (and for Docker
 //     Engine 28+ reading /etc/docker/certs.d): the host URL is
-//     http://127.0.0.1:5050/mirror/<upstream-host>/v2 (see [HostURL]), so
+//     http://127.0.0.1:5050/mirror/<upstream-host>/v2 (see config.MirrorHostURL), so
 //     requests arrive as /mirror/<upstream-host>/v2/<repo>/manifests/<ref>
 //     and /mirror/<upstream-host>/v2/<repo>/blobs/<digest>. The upstream host
 //     may carry a port. If containerd also adds ?ns=, it must name the same

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -33,10 +34,10 @@ func (s *Server) UpstreamHandler(host string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(context.WithValue(r.Context(), transparentKey{}, host))
 		u := *r.URL
-		u.Path = mirrorPathPrefix + host + r.URL.Path
+		u.Path = config.MirrorPathPrefix + host + r.URL.Path
 		u.RawPath = ""
 		if r.URL.RawPath != "" {
-			u.RawPath = mirrorPathPrefix + host + r.URL.RawPath
+			u.RawPath = config.MirrorPathPrefix + host + r.URL.RawPath
 		}
 		r2.URL = &u
 		s.serveRegistry(w, r2)

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ecr-ptc/ecr-ptc/config"
 )
 
 // The read API beyond manifests and blobs: tags/list and the OCI 1.1
@@ -153,7 +155,7 @@ func clientLink(link string, rt route) (string, bool) {
 	path := "/v2/" + rt.repo + "/" + rt.resource()
 	switch rt.form {
 	case "path":
-		path = strings.TrimSuffix(mirrorPathPrefix, "/") + "/" + rt.upstream + path
+		path = strings.TrimSuffix(config.MirrorPathPrefix, "/") + "/" + rt.upstream + path
 	case "ns":
 		q.Set("ns", rt.upstream)
 	}

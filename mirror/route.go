@@ -10,24 +10,14 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
-
-// mirrorPathPrefix starts the path form of a request: /mirror/<host>/v2/...
-const mirrorPathPrefix = "/mirror/"
 
 // maxPathLength bounds the request path the router looks at. A repository
 // name is at most 255 characters and a digest well under 200, so anything
 // longer is not a registry request.
 const maxPathLength = 2048
-
-// HostURL returns the URL a hosts.toml host entry (with override_path = true)
-// uses to send pulls for upstream to the shim listening at base:
-// HostURL("http://127.0.0.1:5050", "quay.io") is
-// "http://127.0.0.1:5050/mirror/quay.io/v2".
-func HostURL(base, upstream string) string {
-	return strings.TrimRight(base, "/") + mirrorPathPrefix + strings.ToLower(upstream) + "/v2"
-}
 
 // resource is what rt asks for below /v2/<repository>/: "manifests/<ref>",
 // "blobs/<digest>", "tags/list" or "referrers/<digest>". ECR, the upstream
@@ -102,7 +92,7 @@ func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
 	}
 
 	var rt route
-	rest, ok := strings.CutPrefix(p, mirrorPathPrefix)
+	rest, ok := strings.CutPrefix(p, config.MirrorPathPrefix)
 	if ok {
 		host, after, _ := strings.Cut(rest, "/")
 		if !anchoredHostRegexp.MatchString(host) {
