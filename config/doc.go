@@ -6,6 +6,10 @@
 // know, or a value of the wrong type, is an error that names the file, the
 // line and the key, so a typo never silently turns a setting off.
 //
+// It also holds the URL form under which the mirror shim serves an upstream
+// (MirrorHostURL, MirrorPathPrefix): the shim routes it and hosts writes it
+// into hosts.toml, so both read it here rather than import each other.
+//
 // This package only parses and validates; it never writes the file and never
 // calls AWS.
 package config
