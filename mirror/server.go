@@ -426,39 +426,38 @@ func (s *Server) finish(r *http.Request, rt route, start time.Time, res result, 
 			s.metrics.bytes.Add(float64(res.bytes))
 		}
 	}
+	s.logRequest(r, rt, res, msg, d)
+}
+
+// logRequest writes the log line of one request: a warning with the
+// reason and error for a refused or failed one, else one at info level
+// for a manifest and at debug level (with the bytes) for the others.
+func (s *Server) logRequest(r *http.Request, rt route, res result, msg string, d time.Duration) {
+	failed := res.reason != ""
+	level, text := slog.LevelDebug, rt.kind.String()
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("method", r.Method))
 	switch {
-	case res.reason != "":
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused or failed",
-			slog.String("method", r.Method),
-			slog.String("kind", rt.kind.String()),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.String("reason", res.reason),
-			slog.String("error", msg),
-			slog.Duration("duration", d))
+	case failed:
+		level, text = slog.LevelWarn, "request refused or failed"
+		attrs = append(attrs, slog.String("kind", rt.kind.String()))
 	case rt.kind == kindManifest:
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "manifest",
-			slog.String("method", r.Method),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.Duration("duration", d))
-	default:
-		s.log.LogAttrs(r.Context(), slog.LevelDebug, rt.kind.String(),
-			slog.String("method", r.Method),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.Int64("bytes", res.bytes),
-			slog.Duration("duration", d))
+		level, text = slog.LevelInfo, "manifest"
 	}
+	attrs = append(attrs,
+		slog.String("upstream", rt.upstream),
+		slog.String("repository", rt.repo),
+		slog.String("reference", rt.ref),
+		slog.String("ecr_repository", res.ecrRepo),
+		slog.Int("status", res.status))
+	switch {
+	case failed:
+		attrs = append(attrs, slog.String("reason", res.reason), slog.String("error", msg))
+	case rt.kind != kindManifest:
+		attrs = append(attrs, slog.Int64("bytes", res.bytes))
+	}
+	attrs = append(attrs, slog.Duration("duration", d))
+	s.log.LogAttrs(r.Context(), level, text, attrs...)
 }
 
 // errUpstreamTimeout is the cancel cause when ECR or S3 took too long.
