@@ -265,3 +265,48 @@ func (l *lockedWriterBuf) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestUpstreamFallbackFailureNamesTheUpstream checks a fallback that fails
+// says what to check about the upstream, not about ECR's VPC endpoint.
+func TestUpstreamFallbackFailureNamesTheUpstream(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		upstream   http.HandlerFunc // nil: the upstream is down
+		wantStatus int
+		want       string
+	}{
+		{name: "unreachable", wantStatus: http.StatusServiceUnavailable, want: "route to the upstream registry"},
+		{name: "wants credentials", upstream: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="upstream"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}, wantStatus: http.StatusForbidden, want: "refused an anonymous pull"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			up := &fakeUpstream{srv: httptest.NewServer(tt.upstream)}
+			if tt.upstream == nil {
+				up.srv.Close()
+			} else {
+				t.Cleanup(up.srv.Close)
+			}
+			ecr := newFakeECR(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+			var logs lockedWriterBuf
+			ts := httptest.NewServer(newFallbackShim(t, ecr, up, true, &logs))
+			t.Cleanup(ts.Close)
+			resp, body := do(t, http.MethodGet, ts.URL+"/transparent/v2/coreos/etcd/manifests/v3.5.0", nil)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			for _, want := range []string{"ECR failed (upstream_5xx)", `upstream registry \"quay.io\"`, tt.want} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("body %s does not say %q", body, want)
+				}
+			}
+			if strings.Contains(string(body), "ecr.dkr") || strings.Contains(string(body), "IAM role") {
+				t.Errorf("body %s gives ECR's hint for the upstream's failure", body)
+			}
+		})
+	}
+}

@@ -772,7 +772,13 @@ type peer struct {
 	name string
 	// hint says what to check when it does not answer.
 	hint string
+	// refused says what a 401 from it means and what to do.
+	refused string
 }
+
+// ecrRefused is what a 401 from ECR (or the storage it redirects to) to a
+// fresh token means.
+const ecrRefused = "refused a fresh token: check the host's IAM role can call ecr:GetAuthorizationToken and pull"
 
 // ecrPeer is ECR's registry at host; its hint names the VPC endpoint of
 // host's region.
@@ -782,24 +788,27 @@ func ecrPeer(host string) peer {
 		region = r.Region
 	}
 	return peer{
-		name: "ECR registry " + strconv.Quote(host),
-		hint: "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait",
+		name:    "ECR registry " + strconv.Quote(host),
+		hint:    "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait",
+		refused: ecrRefused,
 	}
 }
 
 // blobStoragePeer is the blob storage (S3) at host that ECR redirected to.
 func blobStoragePeer(host string) peer {
 	return peer{
-		name: "blob storage " + strconv.Quote(host),
-		hint: "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable",
+		name:    "blob storage " + strconv.Quote(host),
+		hint:    "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable",
+		refused: ecrRefused,
 	}
 }
 
 // upstreamPeer is the upstream registry the fallback asks for upstream.
 func upstreamPeer(upstream string) peer {
 	return peer{
-		name: "upstream registry " + strconv.Quote(upstream),
-		hint: "check the host's route to the upstream registry (through the proxy the host had before transparent mode, if any); --upstream-timeout sets the wait",
+		name:    "upstream registry " + strconv.Quote(upstream),
+		hint:    "check the host's route to the upstream registry (through the proxy the host had before transparent mode, if any); --upstream-timeout sets the wait",
+		refused: "refused an anonymous pull: the image needs credentials, which the fallback never sends; pull it through ECR",
 	}
 }
 
@@ -839,8 +848,7 @@ func statusErrorCode(code int, retryAfter string, p peer) *registryError {
 		e.retryAfter = retryAfter
 		return e
 	case code == http.StatusUnauthorized:
-		return newRegistryError(http.StatusForbidden, "DENIED", "unauthorized",
-			"%s refused a fresh token: check the host's IAM role can call ecr:GetAuthorizationToken and pull", p.name)
+		return newRegistryError(http.StatusForbidden, "DENIED", "unauthorized", "%s %s", p.name, p.refused)
 	case code >= 500:
 		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "upstream_5xx",
 			"%s answered %d", p.name, code)
