@@ -10,6 +10,10 @@
 // line into the same [RuleConfig] a [[rules]] entry gives, so that both
 // spellings of a rule share one parser.
 //
+// It also holds the URL form under which the mirror shim serves an upstream
+// (MirrorHostURL, MirrorPathPrefix): the shim routes it and hosts writes it
+// into hosts.toml, so both read it here rather than import each other.
+//
 // This package only parses and validates; it never writes the file and never
 // calls AWS.
 package config

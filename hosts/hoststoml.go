@@ -12,6 +12,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
@@ -32,14 +33,6 @@ const (
 // ErrMarkersMissing means a file carries ecr-ptc's header but not the
 // begin/end lines around ecr-ptc's part, so it cannot be re-rendered safely.
 var ErrMarkersMissing = errors.New("file is marked as managed by ecr-ptc but its \"# ecr-ptc begin\" / \"# ecr-ptc end\" lines are missing or out of order")
-
-// HostURL returns the containerd host URL under which the shim at mirrorURL
-// serves upstream: HostURL("http://127.0.0.1:5050", "quay.io") is
-// "http://127.0.0.1:5050/mirror/quay.io/v2". Used with override_path = true.
-// It follows the shim's routing contract (mirror.HostURL).
-func HostURL(mirrorURL, upstream string) string {
-	return strings.TrimRight(mirrorURL, "/") + "/mirror/" + strings.ToLower(upstream) + "/v2"
-}
 
 // HostDir returns the directory name containerd looks up for a registry
 // host: "docker.io" stays, "myreg:5000" becomes "myreg_5000_".
@@ -84,7 +77,7 @@ func RenderHostsTOML(upstream, mirrorURL string, existing []byte) (out []byte, c
 	if err != nil {
 		return nil, false, err
 	}
-	shim := HostURL(mirrorURL, upstream)
+	shim := config.MirrorHostURL(mirrorURL, upstream)
 	origHosts := hostOrder(exprs)
 	if err := validHostsFile(orig, origHosts); err != nil {
 		return nil, false, fmt.Errorf("not a hosts.toml containerd reads: %w", err)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/test/testca"
 )
 
@@ -214,21 +213,6 @@ func TestRenderHostsTOMLShimAlreadyFirst(t *testing.T) {
 	out, changed, err := RenderHostsTOML("docker.io", DefaultMirrorURL, in)
 	if err != nil || changed || !bytes.Equal(out, in) {
 		t.Fatalf("got %q, %v, %v; want the file unchanged", out, changed, err)
-	}
-}
-
-func TestHostURLMatchesContract(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct{ base, up, want string }{
-		{"http://127.0.0.1:5050", "docker.io", "http://127.0.0.1:5050/mirror/docker.io/v2"},
-		{"http://127.0.0.1:5050/", "Quay.io", "http://127.0.0.1:5050/mirror/quay.io/v2"},
-	} {
-		if got := HostURL(tt.base, tt.up); got != tt.want {
-			t.Errorf("HostURL(%q, %q) = %q, want %q", tt.base, tt.up, got, tt.want)
-		}
-		if got, shim := HostURL(tt.base, tt.up), mirror.HostURL(tt.base, tt.up); got != shim {
-			t.Errorf("HostURL(%q, %q) = %q, but the shim routes %q", tt.base, tt.up, got, shim)
-		}
 	}
 }
 

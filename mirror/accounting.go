@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -271,20 +272,17 @@ func (a *accounting) snapshot() Stats {
 		History: append([]Snapshot(nil), a.st.History...)}
 }
 
+// cloneCounts returns a copy of m, empty (never nil) when m is nil.
+func cloneCounts(m map[string]uint64) map[string]uint64 {
+	c := make(map[string]uint64, len(m))
+	maps.Copy(c, m)
+	return c
+}
+
 func copyUpstreams(in map[string]*UpstreamStats) map[string]*UpstreamStats {
 	out := make(map[string]*UpstreamStats, len(in))
 	for k, u := range in {
-		c := &UpstreamStats{Imports: u.Imports, Pulls: map[string]uint64{}, Blobs: map[string]uint64{}, Bytes: map[string]uint64{}}
-		for kk, v := range u.Pulls {
-			c.Pulls[kk] = v
-		}
-		for kk, v := range u.Blobs {
-			c.Blobs[kk] = v
-		}
-		for kk, v := range u.Bytes {
-			c.Bytes[kk] = v
-		}
-		out[k] = c
+		out[k] = &UpstreamStats{Imports: u.Imports, Pulls: cloneCounts(u.Pulls), Blobs: cloneCounts(u.Blobs), Bytes: cloneCounts(u.Bytes)}
 	}
 	return out
 }
@@ -367,44 +365,7 @@ func (s *Server) OpenStats(path string) error {
 	}
 	if err == nil {
 		var st Stats
-		if err = json.Unmarshal(b, &st); err == nil && st.Version != StatsVersion {
-			err = fmt.Errorf("version %d, this shim reads version %d", st.Version, StatsVersion)
-		}
-		if err == nil && len(st.Upstreams) > maxUpstreams {
-			err = fmt.Errorf("%d upstreams, at most %d are kept", len(st.Upstreams), maxUpstreams)
-		}
-		if err == nil {
-			if st.Upstreams == nil {
-				st.Upstreams = map[string]*UpstreamStats{}
-			}
-			for k, u := range st.Upstreams {
-				if u == nil {
-					delete(st.Upstreams, k)
-					continue
-				}
-				if u.Pulls == nil {
-					u.Pulls = map[string]uint64{}
-				}
-				if u.Blobs == nil {
-					u.Blobs = map[string]uint64{}
-				}
-				if u.Bytes == nil {
-					u.Bytes = map[string]uint64{}
-				}
-			}
-			if st.Since.IsZero() {
-				st.Since = time.Now().UTC()
-			}
-			if len(st.History) > maxHistory {
-				st.History = st.History[len(st.History)-maxHistory:]
-			}
-			for _, h := range st.History {
-				for k, u := range h.Upstreams {
-					if u == nil {
-						delete(h.Upstreams, k)
-					}
-				}
-			}
+		if st, err = decodeStats(b); err == nil {
 			a.st = st
 			return nil
 		}
@@ -415,6 +376,42 @@ func (s *Server) OpenStats(path string) error {
 	}
 	a.dirty = true
 	return fmt.Errorf("%w: %q: %w; moved it to %q and started counting at zero", ErrStatsCorrupt, path, err, aside)
+}
+
+// decodeStats parses a counter file and checks its version and size. Its
+// missing maps are made empty, null upstreams dropped, a missing start
+// time set to now and the history cut to its bound.
+func decodeStats(b []byte) (Stats, error) {
+	var st Stats
+	if err := json.Unmarshal(b, &st); err != nil {
+		return Stats{}, err
+	}
+	if st.Version != StatsVersion {
+		return Stats{}, fmt.Errorf("version %d, this shim reads version %d", st.Version, StatsVersion)
+	}
+	if len(st.Upstreams) > maxUpstreams {
+		return Stats{}, fmt.Errorf("%d upstreams, at most %d are kept", len(st.Upstreams), maxUpstreams)
+	}
+	if st.Upstreams == nil {
+		st.Upstreams = map[string]*UpstreamStats{}
+	}
+	for k, u := range st.Upstreams {
+		if u == nil {
+			delete(st.Upstreams, k)
+			continue
+		}
+		u.Pulls, u.Blobs, u.Bytes = cloneCounts(u.Pulls), cloneCounts(u.Blobs), cloneCounts(u.Bytes)
+	}
+	if st.Since.IsZero() {
+		st.Since = time.Now().UTC()
+	}
+	if len(st.History) > maxHistory {
+		st.History = st.History[len(st.History)-maxHistory:]
+	}
+	for _, h := range st.History {
+		maps.DeleteFunc(h.Upstreams, func(_ string, u *UpstreamStats) bool { return u == nil })
+	}
+	return st, nil
 }
 
 // SaveStats writes the counters to the file OpenStats named, atomically and

@@ -14,7 +14,7 @@
 //
 //  1. Path form, for hosts.toml with override_path = true (and for Docker
 //     Engine 28+ reading /etc/docker/certs.d): the host URL is
-//     http://127.0.0.1:5050/mirror/<upstream-host>/v2 (see [HostURL]), so
+//     http://127.0.0.1:5050/mirror/<upstream-host>/v2 (see config.MirrorHostURL), so
 //     requests arrive as /mirror/<upstream-host>/v2/<repo>/manifests/<ref>
 //     and /mirror/<upstream-host>/v2/<repo>/blobs/<digest>. The upstream host
 //     may carry a port. If containerd also adds ?ns=, it must name the same
@@ -80,9 +80,11 @@
 // own, so with Options.UpstreamFallback a request on this path that ECR
 // fails (unreachable, timed out, 5xx, 429, a refused token, NAME_UNKNOWN or
 // DENIED, or any 404 for a blob) is fetched from the upstream registry
-// itself: anonymously (answering a Bearer challenge with an anonymous token
-// from its realm), through Options.UpstreamProxy if set, and never with the
-// ECR token. Requests through the mirror's own listener never fall back.
+// itself: anonymously (go-containerregistry's transport answers the
+// upstream's Bearer challenge with an anonymous pull token, kept for a
+// minute per repository), through Options.UpstreamProxy if set, and never
+// with the ECR token. Requests through the mirror's own listener never fall
+// back.
 //
 // # Operations
 //
@@ -99,6 +101,23 @@
 // systemd's readiness protocol; Listen refuses non-loopback addresses unless
 // allowed.
 //
-// The package must never log or return a token, a password or the query of a
-// presigned URL, and must never buffer a whole blob in memory or on disk.
+// # What it owns, and what it must never do
+//
+// mirror owns the request path of a pull: routing (route.go), forwarding to
+// ECR and relaying its answer (server.go, readapi.go), the upstream
+// fallback (fallback.go), the ECR token's keeper (token.go), byte
+// accounting and metrics (accounting.go, metrics.go) and serving
+// (serve.go). The URL form it routes is config.MirrorHostURL, which hosts
+// writes into hosts.toml.
+//
+// The package must never:
+//   - import hosts, proxy or the AWS SDK: tokens come through TokenSource,
+//     the host URL form through config, and the proxy calls
+//     [Server.UpstreamHandler], never the other way round;
+//   - send the ECR token anywhere but ECR: not to the blob storage a
+//     redirect names, not to an upstream registry;
+//   - log or return a token, a password or the query of a presigned URL;
+//   - wait on the network without a deadline (Options.UpstreamTimeout,
+//     Options.TokenTimeout);
+//   - buffer a whole blob in memory or on disk.
 package mirror

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // registryError is an error answer in the OCI distribution format:
@@ -46,8 +48,8 @@ func errUnsupported(format string, args ...any) *registryError {
 // write sends the error. HEAD answers carry no body but the same status.
 func (e *registryError) write(w http.ResponseWriter, r *http.Request) {
 	body, _ := json.Marshal(struct {
-		Errors []registryErrorBody `json:"errors"`
-	}{Errors: []registryErrorBody{{Code: e.code, Message: e.message}}})
+		Errors []transport.Diagnostic `json:"errors"`
+	}{Errors: []transport.Diagnostic{{Code: transport.ErrorCode(e.code), Message: e.message}}})
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -64,7 +66,9 @@ func (e *registryError) write(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type registryErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+// send writes the error and returns what the request ended with, for
+// logs and metrics.
+func (e *registryError) send(w http.ResponseWriter, r *http.Request) (result, string) {
+	e.write(w, r)
+	return result{status: e.status, reason: e.reason}, e.message
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/hosts"
-	"github.com/ecr-ptc/ecr-ptc/mirror"
 	"github.com/ecr-ptc/ecr-ptc/mirror/mirrortest"
 	"github.com/ecr-ptc/ecr-ptc/test/ecrfake"
 )
@@ -316,10 +316,26 @@ func TestBadInputMakesNoUpstreamRequest(t *testing.T) {
 }
 
 func TestHostsPackageAgreesOnHostURL(t *testing.T) {
-	t.Parallel()
+	f := start(t, false, 0)
 	for _, up := range upstreams {
-		if got, want := hosts.HostURL("http://127.0.0.1:5050", up), mirror.HostURLForTest("http://127.0.0.1:5050", up); got != want {
-			t.Errorf("hosts.HostURL(%q) = %q, mirror.HostURL = %q", up, got, want)
+		// hosts.toml names the shim by config.MirrorHostURL ...
+		b, _, err := hosts.RenderHostsTOML(up, f.env.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostURL := config.MirrorHostURL(f.env.URL, up)
+		if !strings.Contains(string(b), `[host."`+hostURL+`"]`) {
+			t.Errorf("hosts.toml for %q does not name the shim as %q:\n%s", up, hostURL, b)
+		}
+		// ... and the shim routes that URL to the upstream.
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, hostURL+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d, want the shim's ping 200", hostURL+"/", resp.StatusCode)
 		}
 	}
 }

@@ -3,17 +3,22 @@ package mirror
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
@@ -33,10 +38,10 @@ func (s *Server) UpstreamHandler(host string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(context.WithValue(r.Context(), transparentKey{}, host))
 		u := *r.URL
-		u.Path = mirrorPathPrefix + host + r.URL.Path
+		u.Path = config.MirrorPathPrefix + host + r.URL.Path
 		u.RawPath = ""
 		if r.URL.RawPath != "" {
-			u.RawPath = mirrorPathPrefix + host + r.URL.RawPath
+			u.RawPath = config.MirrorPathPrefix + host + r.URL.RawPath
 		}
 		r2.URL = &u
 		s.serveRegistry(w, r2)
@@ -50,7 +55,7 @@ func (s *Server) canFallback(r *http.Request) bool {
 }
 
 // upstreamBase returns the scheme and host the fallback sends requests for
-// host to.
+// upstream to.
 func (s *Server) upstreamBase(host string) string {
 	if b, ok := s.upEndpoints[host]; ok {
 		return strings.TrimRight(b, "/")
@@ -62,29 +67,19 @@ func (s *Server) upstreamBase(host string) string {
 // anonymously, after ECR failed for reason why. The ECR token is never
 // sent: the request is built from the client's safe headers only.
 func (s *Server) fetchUpstream(w http.ResponseWriter, r *http.Request, rt route, why string) (result, string) {
-	repo := rt.repo
-	if rt.upstream == "docker.io" && !strings.Contains(repo, "/") {
-		repo = "library/" + repo
-	}
+	repo := upstream.RepositoryPath(rt.upstream, rt.repo)
 	target := s.upstreamBase(rt.upstream) + "/v2/" + repo + "/" + rt.resource()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	peer := "upstream registry " + strconv.Quote(rt.upstream)
+	up := upstreamPeer(rt.upstream)
 
 	resp, err := s.sendUpstream(ctx, cancel, r, target, repo)
 	if err != nil {
-		e := s.transportError(ctx, err, peer)
-		e.message = "ECR failed (" + why + ") and " + e.message
-		e.reason = "fallback_" + e.reason
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+		return fallbackFailed(s.upstreamError(ctx, err, up), why).send(w, r)
 	}
 	defer resp.Body.Close()
-	if e := s.statusError(resp, peer); e != nil {
-		e.message = "ECR failed (" + why + ") and " + e.message
-		e.reason = "fallback_" + e.reason
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+	if e := s.statusError(resp, up); e != nil {
+		return fallbackFailed(e, why).send(w, r)
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "ECR failed; served from the upstream registry",
 		slog.String("upstream", rt.upstream),
@@ -100,192 +95,139 @@ func (s *Server) fetchUpstream(w http.ResponseWriter, r *http.Request, rt route,
 	return res, msg
 }
 
-// sendUpstream sends one anonymous request to the upstream, answering a
-// Bearer challenge with an anonymous token from the challenge's realm.
-func (s *Server) sendUpstream(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, target, repo string) (*http.Response, error) {
-	build := func(bearer string) (*http.Request, error) {
-		out, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
-		if err != nil {
-			return nil, fmt.Errorf("build request for %q: %w", target, err)
+// fallbackFailed marks e, the upstream's failure, as the end of a fallback
+// that ECR's failure why started.
+func fallbackFailed(e *registryError, why string) *registryError {
+	e.message = "ECR failed (" + why + ") and " + e.message
+	e.reason = "fallback_" + e.reason
+	return e
+}
+
+// upstreamError maps a failed exchange with the upstream to the registry
+// error the client gets: an error status of the upstream's /v2/ or token
+// endpoint as statusError would map it, anything else as transportError.
+func (s *Server) upstreamError(ctx context.Context, err error, up peer) *registryError {
+	var te *transport.Error
+	if errors.As(err, &te) && context.Cause(ctx) == nil {
+		if e := statusErrorCode(te.StatusCode, "", up); e != nil {
+			return e
 		}
-		copyRequestHeaders(out.Header, r.Header)
-		if bearer != "" {
-			out.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		return out, nil
 	}
+	return s.transportError(ctx, err, up)
+}
+
+// sendUpstream sends one anonymous request to the upstream through a
+// transport that answers its Bearer challenge with an anonymous pull token
+// (see anonymousTransport). The client's User-Agent goes along.
+func (s *Server) sendUpstream(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, target, repo string) (*http.Response, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("parse upstream URL: %w", err)
 	}
-	scope := "repository:" + repo + ":pull"
-	tok := s.upTokens.get(u.Host, scope)
-	for attempt := 0; ; attempt++ {
-		out, err := build(tok)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := s.sendWith(cancel, s.upClient, out)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
-			return resp, nil
-		}
-		ch, ok := ParseBearerChallenge(resp.Header.Get("WWW-Authenticate"))
-		if !ok {
-			return resp, nil
-		}
-		drain(resp.Body)
-		if ch.Scope == "" {
-			ch.Scope = scope
-		}
-		if tok, err = s.anonymousToken(ctx, cancel, ch); err != nil {
-			return nil, err
-		}
-		s.upTokens.put(u.Host, scope, tok)
+	ctx = context.WithValue(ctx, userAgentKey{}, r.Header.Get("User-Agent"))
+	rt, err := s.anonymousTransport(ctx, cancel, u, repo)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// sendWith is send through a client that follows redirects.
-func (s *Server) sendWith(cancel context.CancelCauseFunc, c *http.Client, out *http.Request) (*http.Response, error) {
-	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
-	resp, err := c.Do(out)
-	if !t.Stop() {
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errUpstreamTimeout
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request for %q: %w", redactURL(u), err)
 	}
+	copyRequestHeaders(out.Header, r.Header)
+	c := &http.Client{Transport: rt}
+	resp, err := withDeadline(s.timeout, cancel, func() (*http.Response, error) { return c.Do(out) }, closeBody)
 	if err != nil {
 		return nil, redactErr(err)
 	}
 	return resp, nil
 }
 
-// anonymousToken asks the challenge's realm for a pull token without
-// credentials.
-func (s *Server) anonymousToken(ctx context.Context, cancel context.CancelCauseFunc, ch BearerChallenge) (string, error) {
-	u, err := url.Parse(ch.Realm)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("upstream token realm %q is not an http(s) URL", ch.Realm)
+// anonymousTransport returns the transport for pulls of repo from the
+// registry at u: go-containerregistry's, after its handshake (a /v2/ ping
+// and, for a Bearer challenge, an anonymous token for the pull scope),
+// bounded by the upstream timeout. It is kept for a minute per registry and
+// scope, so a pull fetches one token, not one per request; the transport
+// renews the token itself when the upstream answers 401.
+func (s *Server) anonymousTransport(ctx context.Context, cancel context.CancelCauseFunc, u *url.URL, repo string) (http.RoundTripper, error) {
+	scope := "repository:" + repo + ":" + transport.PullScope
+	key := u.Scheme + "://" + u.Host + " " + scope
+	if rt := s.upAuth.get(key); rt != nil {
+		return rt, nil
 	}
-	q := u.Query()
-	if ch.Service != "" {
-		q.Set("service", ch.Service)
+	var opts []name.Option
+	if u.Scheme == "http" {
+		opts = append(opts, name.Insecure)
 	}
-	q.Set("scope", ch.Scope)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	reg, err := name.NewRegistry(u.Host, opts...)
 	if err != nil {
-		return "", fmt.Errorf("build token request: %w", err)
+		return nil, fmt.Errorf("upstream registry %q: %w", u.Host, err)
 	}
-	resp, err := s.sendWith(cancel, s.upClient, req)
+	inner := clientUserAgent{next: s.upRT}
+	rt, err := withDeadline(s.timeout, cancel, func() (http.RoundTripper, error) {
+		return transport.NewWithContext(ctx, reg, authn.Anonymous, inner, []string{scope})
+	}, nil)
 	if err != nil {
-		return "", fmt.Errorf("anonymous token from %q: %w", redactURL(u), err)
+		return nil, fmt.Errorf("anonymous pull token from %q: %w", u.Host, redactErr(err))
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("anonymous token from %q: status %d", redactURL(u), resp.StatusCode)
-	}
-	var body struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return "", fmt.Errorf("anonymous token from %q: %w", redactURL(u), err)
-	}
-	if body.Token == "" {
-		body.Token = body.AccessToken
-	}
-	if body.Token == "" {
-		return "", fmt.Errorf("anonymous token from %q: answer holds no token", redactURL(u))
-	}
-	return body.Token, nil
+	s.upAuth.put(key, rt)
+	return rt, nil
 }
 
-// BearerChallenge is a `WWW-Authenticate: Bearer realm=...,service=...,scope=...`
-// challenge of a registry.
-type BearerChallenge struct {
-	Realm, Service, Scope string
-}
+// userAgentKey holds the client's User-Agent in a fallback request's context.
+type userAgentKey struct{}
 
-// ParseBearerChallenge parses a WWW-Authenticate value. It reports false
-// unless the scheme is Bearer and a realm is given.
-func ParseBearerChallenge(h string) (BearerChallenge, bool) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	if !strings.EqualFold(scheme, "bearer") {
-		return BearerChallenge{}, false
-	}
-	var c BearerChallenge
-	for rest = strings.TrimSpace(rest); rest != ""; {
-		key, after, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		var val string
-		if strings.HasPrefix(after, `"`) {
-			end := strings.IndexByte(after[1:], '"')
-			if end < 0 {
-				return BearerChallenge{}, false
-			}
-			val, rest = after[1:end+1], after[end+2:]
+// clientUserAgent sends the client's User-Agent (from the request's
+// context) in place of the one go-containerregistry's transport sets, so
+// the upstream sees the engine that pulls, as it would without the shim.
+type clientUserAgent struct{ next http.RoundTripper }
+
+func (c clientUserAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	if ua, ok := r.Context().Value(userAgentKey{}).(string); ok {
+		r = r.Clone(r.Context())
+		if ua == "" {
+			r.Header.Del("User-Agent")
 		} else {
-			val, rest, _ = strings.Cut(after, ",")
-			rest = "," + rest
-		}
-		rest = strings.TrimLeft(rest, ", ")
-		switch key {
-		case "realm":
-			c.Realm = val
-		case "service":
-			c.Service = val
-		case "scope":
-			c.Scope = val
+			r.Header.Set("User-Agent", ua)
 		}
 	}
-	if c.Realm == "" {
-		return BearerChallenge{}, false
-	}
-	return c, true
+	return c.next.RoundTrip(r)
 }
 
-// tokenCache keeps anonymous upstream tokens for a minute.
-type tokenCache struct {
+// transportCache keeps the upstream transports of anonymousTransport for a
+// minute each, at most 1024 at a time.
+type transportCache struct {
 	mu sync.Mutex
-	m  map[string]cachedToken
+	m  map[string]cachedTransport
 }
 
-type cachedToken struct {
-	token   string
+type cachedTransport struct {
+	rt      http.RoundTripper
 	expires time.Time
 }
 
-func (c *tokenCache) get(host, scope string) string {
+func (c *transportCache) get(key string) http.RoundTripper {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, ok := c.m[host+" "+scope]
+	t, ok := c.m[key]
 	if !ok || time.Now().After(t.expires) {
-		return ""
+		return nil
 	}
-	return t.token
+	return t.rt
 }
 
-func (c *tokenCache) put(host, scope, token string) {
+func (c *transportCache) put(key string, rt http.RoundTripper) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) > 1024 {
-		c.m = map[string]cachedToken{}
+		c.m = map[string]cachedTransport{}
 	}
-	c.m[host+" "+scope] = cachedToken{token: token, expires: time.Now().Add(time.Minute)}
+	c.m[key] = cachedTransport{rt: rt, expires: time.Now().Add(time.Minute)}
 }
 
 // ecrRefusal peeks at an ECR 403 or 404 answer and reports whether it says
 // the repository cannot be served from the cache (NAME_UNKNOWN, DENIED),
 // as opposed to a manifest that does not exist. Every 403 and every blob
-// 404 counts. The peeked bytes
-// stay readable from resp.Body.
+// 404 counts. The peeked bytes stay readable from resp.Body.
 func ecrRefusal(resp *http.Response, blob bool) bool {
 	if resp.StatusCode == http.StatusForbidden {
 		return true
@@ -303,5 +245,12 @@ func ecrRefusal(resp *http.Response, blob bool) bool {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
-	return bytes.Contains(peek, []byte(`"NAME_UNKNOWN"`)) || bytes.Contains(peek, []byte(`"DENIED"`))
+	err := transport.CheckError(&http.Response{StatusCode: resp.StatusCode, Body: io.NopCloser(bytes.NewReader(peek))})
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	return slices.ContainsFunc(te.Errors, func(d transport.Diagnostic) bool {
+		return d.Code == transport.NameUnknownErrorCode || d.Code == transport.DeniedErrorCode
+	})
 }

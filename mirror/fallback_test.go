@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -182,44 +183,70 @@ func TestUpstreamFallbackTokenReused(t *testing.T) {
 	}
 }
 
-func TestParseBearerChallenge(t *testing.T) {
+// TestUpstreamFallbackChallenges sends fallback requests to upstreams that
+// challenge in the forms registries use: each Bearer challenge with a realm
+// is answered with an anonymous token for the pull scope; any other
+// challenge ends the fallback with an error, and no token or ECR
+// credential ever reaches the upstream or the log.
+func TestUpstreamFallbackChallenges(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		in   string
-		want BearerChallenge
-		ok   bool
+		name      string
+		challenge string // %s is the upstream's URL
+		wantOK    bool
 	}{
-		{"docker hub", `Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"`,
-			BearerChallenge{"https://auth.docker.io/token", "registry.docker.io", "repository:library/nginx:pull"}, true},
-		{"lower-case scheme, spaces", `bearer realm="https://r/t", service="s"`, BearerChallenge{"https://r/t", "s", ""}, true},
-		{"unquoted", `Bearer realm=https://r/t,service=s`, BearerChallenge{"https://r/t", "s", ""}, true},
-		{"comma in scope", `Bearer realm="https://r/t",scope="repository:a:pull,push"`, BearerChallenge{"https://r/t", "", "repository:a:pull,push"}, true},
-		{"basic", `Basic realm="ecr"`, BearerChallenge{}, false},
-		{"no realm", `Bearer service="s"`, BearerChallenge{}, false},
-		{"unterminated", `Bearer realm="https://r`, BearerChallenge{}, false},
-		{"empty", ``, BearerChallenge{}, false},
+		{"docker hub", `Bearer realm="%s/token",service="registry.docker.io",scope="repository:coreos/etcd:pull"`, true},
+		{"lower-case scheme, spaces", `bearer realm="%s/token", service="s"`, true},
+		{"unquoted service", `Bearer realm="%s/token",service=registry.example`, true},
+		{"comma in scope", `Bearer realm="%s/token",scope="repository:coreos/etcd:pull,push"`, true},
+		{"basic", `Basic realm="%s"`, false},
+		{"no realm", `Bearer service="s"%.0s`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := ParseBearerChallenge(tt.in)
-			if ok != tt.ok || got != tt.want {
-				t.Fatalf("ParseBearerChallenge(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
+			t.Parallel()
+			var mu sync.Mutex
+			var scopes []string
+			var upURL string
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/token" {
+					mu.Lock()
+					scopes = append(scopes, r.URL.Query()["scope"]...)
+					mu.Unlock()
+					_, _ = io.WriteString(w, `{"access_token":"anon-token"}`)
+					return
+				}
+				if r.Header.Get("Authorization") != "Bearer anon-token" {
+					w.Header().Set("WWW-Authenticate", fmt.Sprintf(tt.challenge, upURL))
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+				_, _ = io.WriteString(w, `{"schemaVersion":2,"upstream":true}`)
+			}))
+			t.Cleanup(up.Close)
+			upURL = up.URL
+			ecr := newFakeECR(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+			var logs lockedWriterBuf
+			ts := httptest.NewServer(newFallbackShim(t, ecr, &fakeUpstream{srv: up}, true, &logs))
+			t.Cleanup(ts.Close)
+			resp, body := do(t, http.MethodGet, ts.URL+"/transparent/v2/coreos/etcd/manifests/v3.5.0", nil)
+			if ok := resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"upstream":true`); ok != tt.wantOK {
+				t.Fatalf("status %d, body %s; want served from the upstream = %v; log:\n%s", resp.StatusCode, body, tt.wantOK, logs.String())
+			}
+			if !tt.wantOK && resp.StatusCode < 400 {
+				t.Fatalf("status %d, want an error", resp.StatusCode)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantOK && !slices.Contains(scopes, "repository:coreos/etcd:pull") {
+				t.Fatalf("token scopes %q, want the pull scope", scopes)
+			}
+			if l := logs.String(); strings.Contains(l, "anon-token") || strings.Contains(l, "ecr-secret-token") {
+				t.Fatalf("a token is in the log:\n%s", l)
 			}
 		})
 	}
-}
-
-func FuzzParseBearerChallenge(f *testing.F) {
-	f.Add(`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"`)
-	f.Add(`Bearer realm=x,`)
-	f.Add(`Bearer ="`)
-	f.Fuzz(func(t *testing.T, s string) {
-		c, ok := ParseBearerChallenge(s)
-		if ok && c.Realm == "" {
-			t.Fatal("ok without a realm")
-		}
-	})
 }
 
 type lockedWriterBuf struct {
@@ -237,4 +264,49 @@ func (l *lockedWriterBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestUpstreamFallbackFailureNamesTheUpstream checks a fallback that fails
+// says what to check about the upstream, not about ECR's VPC endpoint.
+func TestUpstreamFallbackFailureNamesTheUpstream(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		upstream   http.HandlerFunc // nil: the upstream is down
+		wantStatus int
+		want       string
+	}{
+		{name: "unreachable", wantStatus: http.StatusServiceUnavailable, want: "route to the upstream registry"},
+		{name: "wants credentials", upstream: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="upstream"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}, wantStatus: http.StatusForbidden, want: "refused an anonymous pull"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			up := &fakeUpstream{srv: httptest.NewServer(tt.upstream)}
+			if tt.upstream == nil {
+				up.srv.Close()
+			} else {
+				t.Cleanup(up.srv.Close)
+			}
+			ecr := newFakeECR(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+			var logs lockedWriterBuf
+			ts := httptest.NewServer(newFallbackShim(t, ecr, up, true, &logs))
+			t.Cleanup(ts.Close)
+			resp, body := do(t, http.MethodGet, ts.URL+"/transparent/v2/coreos/etcd/manifests/v3.5.0", nil)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			for _, want := range []string{"ECR failed (upstream_5xx)", `upstream registry \"quay.io\"`, tt.want} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("body %s does not say %q", body, want)
+				}
+			}
+			if strings.Contains(string(body), "ecr.dkr") || strings.Contains(string(body), "IAM role") {
+				t.Errorf("body %s gives ECR's hint for the upstream's failure", body)
+			}
+		})
+	}
 }

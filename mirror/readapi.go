@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ecr-ptc/ecr-ptc/config"
 )
 
 // The read API beyond manifests and blobs: tags/list and the OCI 1.1
@@ -65,26 +67,13 @@ func readAPIQuery(kind routeKind, rawQuery string) string {
 	return out.Encode()
 }
 
-// forwardRead sends a tags/list or referrers request to ECR and relays the
-// answer, with a Link to the next page rewritten to the client's form. It
-// never falls back to the upstream: the list is ECR's.
-func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, rt route, ecrRepo string) (result, string) {
-	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + rt.resource()
-	if q := readAPIQuery(rt.kind, r.URL.RawQuery); q != "" {
-		target += "?" + q
-	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	resp, err := s.sendECR(ctx, cancel, r, target)
-	if err != nil {
-		e := s.transportError(ctx, err, "ECR registry "+strconv.Quote(s.registry))
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
-	}
-	defer resp.Body.Close()
-	if e := s.statusError(resp, "ECR registry "+strconv.Quote(s.registry)); e != nil {
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+// relayRead relays ECR's answer to a tags/list or referrers request (or the
+// error e it ended with), with a Link to the next page rewritten to the
+// client's form and the tag list naming the client's repository. It never
+// falls back to the upstream: the list is ECR's.
+func (s *Server) relayRead(ctx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request, rt route, resp *http.Response, e *registryError) (result, string) {
+	if e != nil {
+		return e.send(w, r)
 	}
 	// ECR's own answer, a list or a registry error (NAME_UNKNOWN for a
 	// repository nothing was pulled into yet): pass it on.
@@ -95,14 +84,12 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, rt route, e
 		}
 	}
 	if rt.kind == kindTags && resp.StatusCode == http.StatusOK && r.Method == http.MethodGet {
-		if body, ok := clientTagList(resp.Body, rt.repo); ok {
-			resp.Body = io.NopCloser(bytes.NewReader(body))
-			resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		} else {
-			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "bad_answer", "ECR registry %q answered a tag list that is not JSON", s.registry)
-			e.write(w, r)
-			return result{status: e.status, reason: e.reason}, e.message
+		body, ok := clientTagList(resp.Body, rt.repo)
+		if !ok {
+			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "bad_answer", "ECR registry %q answered a tag list that is not JSON", s.registry).send(w, r)
 		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	return s.relay(ctx, cancel, w, r, resp, extra)
 }
@@ -153,7 +140,7 @@ func clientLink(link string, rt route) (string, bool) {
 	path := "/v2/" + rt.repo + "/" + rt.resource()
 	switch rt.form {
 	case "path":
-		path = strings.TrimSuffix(mirrorPathPrefix, "/") + "/" + rt.upstream + path
+		path = strings.TrimSuffix(config.MirrorPathPrefix, "/") + "/" + rt.upstream + path
 	case "ns":
 		q.Set("ns", rt.upstream)
 	}

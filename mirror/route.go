@@ -10,24 +10,14 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ecr-ptc/ecr-ptc/config"
 	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
-
-// mirrorPathPrefix starts the path form of a request: /mirror/<host>/v2/...
-const mirrorPathPrefix = "/mirror/"
 
 // maxPathLength bounds the request path the router looks at. A repository
 // name is at most 255 characters and a digest well under 200, so anything
 // longer is not a registry request.
 const maxPathLength = 2048
-
-// HostURL returns the URL a hosts.toml host entry (with override_path = true)
-// uses to send pulls for upstream to the shim listening at base:
-// HostURL("http://127.0.0.1:5050", "quay.io") is
-// "http://127.0.0.1:5050/mirror/quay.io/v2".
-func HostURL(base, upstream string) string {
-	return strings.TrimRight(base, "/") + mirrorPathPrefix + strings.ToLower(upstream) + "/v2"
-}
 
 // resource is what rt asks for below /v2/<repository>/: "manifests/<ref>",
 // "blobs/<digest>", "tags/list" or "referrers/<digest>". ECR, the upstream
@@ -89,45 +79,15 @@ var (
 // does no I/O and never consults the rules: an unmapped upstream is found
 // later. The error is ready to send to the client.
 func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
-	if len(escapedPath) > maxPathLength {
-		return route{}, errNameInvalid("request path is longer than %d characters", maxPathLength)
+	p, rerr := unescapePath(escapedPath)
+	if rerr != nil {
+		return route{}, rerr
 	}
-	lower := strings.ToLower(escapedPath)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
-		return route{}, errNameInvalid("encoded slashes are not allowed in repository names")
+	rt, p, rerr := chooseUpstream(p, rawQuery)
+	if rerr != nil {
+		return route{}, rerr
 	}
-	p, err := url.PathUnescape(escapedPath)
-	if err != nil {
-		return route{}, errNameInvalid("request path is not valid percent-encoding")
-	}
-
-	var rt route
-	rest, ok := strings.CutPrefix(p, mirrorPathPrefix)
-	if ok {
-		host, after, _ := strings.Cut(rest, "/")
-		if !anchoredHostRegexp.MatchString(host) {
-			return route{}, errNameInvalid("upstream host %q in the path is not a registry host name", host)
-		}
-		rt.upstream = upstream.Normalize(host)
-		rt.form = "path"
-		p = "/" + after
-	}
-
-	ns, nsErr := namespace(rawQuery)
-	if nsErr != nil {
-		return route{}, nsErr
-	}
-	switch {
-	case rt.form == "path" && ns != "" && ns != rt.upstream:
-		return route{}, errNameInvalid("ns %q names another registry than the path's %q", ns, rt.upstream)
-	case rt.form == "path":
-	case ns != "":
-		rt.upstream, rt.form = ns, "ns"
-	default:
-		rt.upstream, rt.form = "docker.io", "hub"
-	}
-
-	rest, ok = strings.CutPrefix(p, "/v2")
+	rest, ok := strings.CutPrefix(p, "/v2")
 	if !ok || (rest != "" && rest[0] != '/') {
 		return route{}, errUnsupported("only the registry API under /v2/ is served")
 	}
@@ -139,8 +99,60 @@ func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
 		}
 		return rt, nil
 	}
+	return parseResource(rt, strings.Split(rest, "/"))
+}
 
-	segs := strings.Split(rest, "/")
+// unescapePath checks the length and escapes of a request path and
+// returns it unescaped.
+func unescapePath(escapedPath string) (string, *registryError) {
+	if len(escapedPath) > maxPathLength {
+		return "", errNameInvalid("request path is longer than %d characters", maxPathLength)
+	}
+	lower := strings.ToLower(escapedPath)
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+		return "", errNameInvalid("encoded slashes are not allowed in repository names")
+	}
+	p, err := url.PathUnescape(escapedPath)
+	if err != nil {
+		return "", errNameInvalid("request path is not valid percent-encoding")
+	}
+	return p, nil
+}
+
+// chooseUpstream decides the upstream of the request for path p: the
+// path form /mirror/<host>/..., else the ns query parameter, else Docker
+// Hub. It returns the route so far and the rest of the path.
+func chooseUpstream(p, rawQuery string) (route, string, *registryError) {
+	var rt route
+	if rest, ok := strings.CutPrefix(p, config.MirrorPathPrefix); ok {
+		host, after, _ := strings.Cut(rest, "/")
+		if !anchoredHostRegexp.MatchString(host) {
+			return route{}, "", errNameInvalid("upstream host %q in the path is not a registry host name", host)
+		}
+		rt.upstream = upstream.Normalize(host)
+		rt.form = "path"
+		p = "/" + after
+	}
+	ns, nsErr := namespace(rawQuery)
+	if nsErr != nil {
+		return route{}, "", nsErr
+	}
+	switch {
+	case rt.form == "path" && ns != "" && ns != rt.upstream:
+		return route{}, "", errNameInvalid("ns %q names another registry than the path's %q", ns, rt.upstream)
+	case rt.form == "path":
+	case ns != "":
+		rt.upstream, rt.form = ns, "ns"
+	default:
+		rt.upstream, rt.form = upstream.DockerHub, "hub"
+	}
+	return rt, p, nil
+}
+
+// parseResource completes rt from segs, the path below /v2/ split at "/":
+// <repository>/manifests/<reference>, <repository>/blobs/<digest> or one
+// of the read API's paths (see readAPIKind).
+func parseResource(rt route, segs []string) (route, *registryError) {
 	n := len(segs)
 	if kind, ok, rerr := readAPIKind(segs); rerr != nil {
 		return route{}, rerr
@@ -167,16 +179,25 @@ func parseRoute(escapedPath, rawQuery string) (route, *registryError) {
 	if e := validRepository(rt.repo); e != nil {
 		return route{}, e
 	}
+	if e := validReference(rt); e != nil {
+		return route{}, e
+	}
+	return rt, nil
+}
+
+// validReference checks rt's reference: a digest for a blob, a tag or a
+// digest for a manifest.
+func validReference(rt route) *registryError {
 	switch {
 	case rt.kind == kindBlob:
 		if !validDigest(rt.ref) {
-			return route{}, errDigestInvalid("blob reference %q is not a digest such as sha256:<64 hex>", rt.ref)
+			return errDigestInvalid("blob reference %q is not a digest such as sha256:<64 hex>", rt.ref)
 		}
 	case validDigest(rt.ref), anchoredTagRegexp.MatchString(rt.ref):
 	default:
-		return route{}, errTagInvalid("manifest reference %q is neither a tag nor a digest", rt.ref)
+		return errTagInvalid("manifest reference %q is neither a tag nor a digest", rt.ref)
 	}
-	return rt, nil
+	return nil
 }
 
 // namespace returns the normalised ns query parameter, "" if there is none.

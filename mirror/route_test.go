@@ -3,6 +3,8 @@ package mirror
 import (
 	"strings"
 	"testing"
+
+	"github.com/ecr-ptc/ecr-ptc/config"
 )
 
 const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -110,11 +112,11 @@ func TestHostURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := HostURL(tt.base, tt.upstream)
+			got := config.MirrorHostURL(tt.base, tt.upstream)
 			if got != tt.want {
-				t.Fatalf("HostURL(%q, %q) = %q, want %q", tt.base, tt.upstream, got, tt.want)
+				t.Fatalf("config.MirrorHostURL(%q, %q) = %q, want %q", tt.base, tt.upstream, got, tt.want)
 			}
-			// What HostURL builds must route back to the upstream.
+			// What MirrorHostURL builds must route back to the upstream.
 			path := strings.TrimPrefix(got, tt.base) + "/library/x/manifests/v1"
 			path = "/" + strings.TrimLeft(path, "/")
 			rt, err := parseRoute(path, "")

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,95 +126,111 @@ type Server struct {
 	bufPool  sync.Pool
 	registry string
 	scheme   string
+	ecr      peer // the ECR registry, for errors
 
 	fallback    bool
-	upClient    *http.Client
+	upRT        http.RoundTripper // to upstreams, for the fallback
 	upEndpoints map[string]string
-	upTokens    tokenCache
+	upAuth      transportCache
 
 	acct *accounting // pulls and blob bytes by upstream and source
 }
 
 // New returns a Server for o.
 func New(o Options) (*Server, error) {
-	if o.Mapping == nil {
-		return nil, errors.New("mirror: no mapping given: the shim needs the pull-through cache rules")
-	}
-	if o.Tokens == nil {
-		return nil, errors.New("mirror: no token source given: the shim needs ECR credentials")
-	}
-	if o.Mapping.Registry() == "" {
-		return nil, errors.New("mirror: the mapping names no ECR registry: set registry in config.toml or pass --registry")
+	scheme, err := checkOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		tokens:   o.Tokens,
-		rt:       o.Transport,
 		follow:   o.FollowRedirects,
-		timeout:  o.UpstreamTimeout,
+		timeout:  cmp.Or(max(o.UpstreamTimeout, 0), DefaultUpstreamTimeout),
 		log:      o.Logger,
 		registry: o.Mapping.Registry(),
+		scheme:   scheme,
+		streams:  make(chan struct{}, cmp.Or(max(o.MaxStreams, 0), DefaultMaxStreams)),
+		acct:     newAccounting(),
+		fallback: o.UpstreamFallback,
 	}
+	s.ecr = ecrPeer(s.registry)
 	s.mapping.Store(&mapperBox{o.Mapping})
-	switch o.RegistryScheme {
-	case "", "https":
-		s.scheme = "https"
-	case "http":
-		s.scheme = "http"
-	default:
-		return nil, fmt.Errorf("mirror: registry scheme %q: want https or http", o.RegistryScheme)
-	}
-	s.redirRT = o.RedirectTransport
-	if s.redirRT == nil {
-		s.redirRT = o.Transport
-	}
-	if s.rt == nil {
-		s.rt = NewTransport()
-	}
-	if s.redirRT == nil {
-		s.redirRT = NewRedirectTransport()
-	}
-	maxStreams := o.MaxStreams
-	if maxStreams <= 0 {
-		maxStreams = DefaultMaxStreams
-	}
-	s.streams = make(chan struct{}, maxStreams)
-	if s.timeout <= 0 {
-		s.timeout = DefaultUpstreamTimeout
-	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.acct = newAccounting()
+	s.rt, s.redirRT = ecrTransports(o)
 	if !o.DisableMetrics {
-		s.metrics = newMetrics()
-		s.metrics.reg.MustRegister(s.acct)
+		s.metrics = newMetrics(s.acct)
 	}
-	tt := o.TokenTimeout
-	if tt <= 0 {
-		tt = DefaultTokenTimeout
+	s.startKeeper(cmp.Or(max(o.TokenTimeout, 0), DefaultTokenTimeout))
+	s.upEndpoints = o.UpstreamEndpoints
+	s.upRT = fallbackTransport(o)
+	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
+	s.serving.Store(true)
+	return s, nil
+}
+
+// checkOptions reports what o lacks, and returns the scheme to speak to
+// ECR with.
+func checkOptions(o Options) (string, error) {
+	switch {
+	case o.Mapping == nil:
+		return "", errors.New("mirror: no mapping given: the shim needs the pull-through cache rules")
+	case o.Tokens == nil:
+		return "", errors.New("mirror: no token source given: the shim needs ECR credentials")
+	case o.Mapping.Registry() == "":
+		return "", errors.New("mirror: the mapping names no ECR registry: set registry in config.toml or pass --registry")
 	}
-	s.keeper = newTokenKeeper(o.Tokens, s.registry, tt, s.log)
+	switch o.RegistryScheme {
+	case "", "https":
+		return "https", nil
+	case "http":
+		return "http", nil
+	}
+	return "", fmt.Errorf("mirror: registry scheme %q: want https or http", o.RegistryScheme)
+}
+
+// ecrTransports returns the transports to ECR and to the blob redirects'
+// targets that o asks for, with their defaults.
+func ecrTransports(o Options) (rt, redirRT http.RoundTripper) {
+	rt, redirRT = o.Transport, o.RedirectTransport
+	if redirRT == nil {
+		redirRT = o.Transport
+	}
+	if rt == nil {
+		rt = NewTransport()
+	}
+	if redirRT == nil {
+		redirRT = NewRedirectTransport()
+	}
+	return rt, redirRT
+}
+
+// fallbackTransport returns the transport of o's upstream fallback:
+// o.UpstreamTransport, or NewTransport through o.UpstreamProxy (outside
+// o.NoProxy) and never through the environment's proxy.
+func fallbackTransport(o Options) http.RoundTripper {
+	if o.UpstreamTransport != nil {
+		return o.UpstreamTransport
+	}
+	tr := NewTransport()
+	tr.Proxy = nil
+	if o.UpstreamProxy != nil {
+		pf := (&httpproxy.Config{HTTPProxy: o.UpstreamProxy.String(), HTTPSProxy: o.UpstreamProxy.String(), NoProxy: o.NoProxy}).ProxyFunc()
+		tr.Proxy = func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
+	}
+	return tr
+}
+
+// startKeeper sets up the keeper of the ECR token, reporting its changes
+// and state to the metrics.
+func (s *Server) startKeeper(timeout time.Duration) {
+	s.keeper = newTokenKeeper(s.tokens, s.registry, timeout, s.log)
 	if s.metrics != nil {
 		s.keeper.onChange = s.metrics.renewals.Inc
 		s.keeper.onState = s.metrics.setTokenState
 		s.metrics.setTokenState(tokenStateFetching)
 	}
-	s.fallback = o.UpstreamFallback
-	s.upEndpoints = o.UpstreamEndpoints
-	upRT := o.UpstreamTransport
-	if upRT == nil {
-		tr := NewTransport()
-		tr.Proxy = nil
-		if o.UpstreamProxy != nil {
-			pf := (&httpproxy.Config{HTTPProxy: o.UpstreamProxy.String(), HTTPSProxy: o.UpstreamProxy.String(), NoProxy: o.NoProxy}).ProxyFunc()
-			tr.Proxy = func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
-		}
-		upRT = tr
-	}
-	s.upClient = &http.Client{Transport: upRT}
-	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
-	s.serving.Store(true)
-	return s, nil
 }
 
 // NewTransport returns the production transport to ECR and S3: HTTP/2 where
@@ -338,14 +354,14 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		e := newRegistryError(http.StatusMethodNotAllowed, "UNSUPPORTED", "method",
 			"method %s is not allowed: the mirror is read-only, push to ECR directly", r.Method)
-		e.write(w, r)
-		s.finish(r, route{}, start, result{status: e.status, reason: e.reason}, e.message)
+		res, msg := e.send(w, r)
+		s.finish(r, route{}, start, res, msg)
 		return
 	}
 	rt, rerr := parseRoute(r.URL.EscapedPath(), r.URL.RawQuery)
 	if rerr != nil {
-		rerr.write(w, r)
-		s.finish(r, rt, start, result{status: rerr.status, reason: rerr.reason}, rerr.message)
+		res, msg := rerr.send(w, r)
+		s.finish(r, rt, start, res, msg)
 		return
 	}
 	if rt.kind == kindPing {
@@ -353,9 +369,8 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 			// A classic Docker engine pings /v2/ to decide whether to use
 			// the mirror: without a token it must skip it.
 			if _, err := s.keeper.get(r.Context()); err != nil {
-				e := s.transportError(r.Context(), err, "")
-				e.write(w, r)
-				s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
+				res, msg := s.transportError(r.Context(), err, s.ecr).send(w, r)
+				s.finish(r, rt, start, res, msg)
 				return
 			}
 		}
@@ -379,8 +394,8 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		} else {
 			e = errNameInvalid("repository %q at %q cannot be mapped to ECR: %v", truncate(rt.repo), rt.upstream, err)
 		}
-		e.write(w, r)
-		s.finish(r, rt, start, result{status: e.status, reason: e.reason}, e.message)
+		res, msg := e.send(w, r)
+		s.finish(r, rt, start, res, msg)
 		return
 	}
 	var cw *captureWriter
@@ -411,39 +426,38 @@ func (s *Server) finish(r *http.Request, rt route, start time.Time, res result, 
 			s.metrics.bytes.Add(float64(res.bytes))
 		}
 	}
+	s.logRequest(r, rt, res, msg, d)
+}
+
+// logRequest writes the log line of one request: a warning with the
+// reason and error for a refused or failed one, else one at info level
+// for a manifest and at debug level (with the bytes) for the others.
+func (s *Server) logRequest(r *http.Request, rt route, res result, msg string, d time.Duration) {
+	failed := res.reason != ""
+	level, text := slog.LevelDebug, rt.kind.String()
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("method", r.Method))
 	switch {
-	case res.reason != "":
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused or failed",
-			slog.String("method", r.Method),
-			slog.String("kind", rt.kind.String()),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.String("reason", res.reason),
-			slog.String("error", msg),
-			slog.Duration("duration", d))
+	case failed:
+		level, text = slog.LevelWarn, "request refused or failed"
+		attrs = append(attrs, slog.String("kind", rt.kind.String()))
 	case rt.kind == kindManifest:
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "manifest",
-			slog.String("method", r.Method),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.Duration("duration", d))
-	default:
-		s.log.LogAttrs(r.Context(), slog.LevelDebug, rt.kind.String(),
-			slog.String("method", r.Method),
-			slog.String("upstream", rt.upstream),
-			slog.String("repository", rt.repo),
-			slog.String("reference", rt.ref),
-			slog.String("ecr_repository", res.ecrRepo),
-			slog.Int("status", res.status),
-			slog.Int64("bytes", res.bytes),
-			slog.Duration("duration", d))
+		level, text = slog.LevelInfo, "manifest"
 	}
+	attrs = append(attrs,
+		slog.String("upstream", rt.upstream),
+		slog.String("repository", rt.repo),
+		slog.String("reference", rt.ref),
+		slog.String("ecr_repository", res.ecrRepo),
+		slog.Int("status", res.status))
+	switch {
+	case failed:
+		attrs = append(attrs, slog.String("reason", res.reason), slog.String("error", msg))
+	case rt.kind != kindManifest:
+		attrs = append(attrs, slog.Int64("bytes", res.bytes))
+	}
+	attrs = append(attrs, slog.Duration("duration", d))
+	s.log.LogAttrs(r.Context(), level, text, attrs...)
 }
 
 // errUpstreamTimeout is the cancel cause when ECR or S3 took too long.
@@ -463,49 +477,76 @@ var responseHeaders = []string{
 	"Warning",
 }
 
-// forward sends the request to ECR and relays the answer.
+// forward sends the request to ECR and relays the answer: for tags/list and
+// referrers as relayRead does, for manifests and blobs with the upstream
+// fallback and the blob redirects the options ask for.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt route, ecrRepo string) (result, string) {
-	if rt.kind == kindTags || rt.kind == kindReferrers {
-		return s.forwardRead(w, r, rt, ecrRepo)
-	}
-	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + rt.resource()
-
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-
-	resp, err := s.sendECR(ctx, cancel, r, target)
-	if err != nil {
-		e := s.transportError(ctx, err, "ECR registry "+strconv.Quote(s.registry))
-		if e.reason != "client_gone" && s.canFallback(r) {
-			return s.fetchUpstream(w, r, rt, e.reason)
-		}
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+	resp, e := s.askECR(ctx, cancel, r, s.ecrTarget(rt, ecrRepo, r.URL.RawQuery))
+	if resp != nil {
+		defer resp.Body.Close()
 	}
-	defer resp.Body.Close()
-
+	if rt.kind == kindTags || rt.kind == kindReferrers {
+		return s.relayRead(ctx, cancel, w, r, rt, resp, e)
+	}
+	if why := s.fallbackReason(r, rt, resp, e); why != "" {
+		if resp != nil {
+			drain(resp.Body)
+		}
+		return s.fetchUpstream(w, r, rt, why)
+	}
 	switch {
+	case e != nil:
+		return e.send(w, r)
 	case isRedirect(resp.StatusCode) && s.follow && rt.kind == kindBlob:
 		return s.followRedirect(ctx, cancel, w, r, resp)
-	case resp.StatusCode < 400:
-		return s.relay(ctx, cancel, w, r, resp, nil)
 	}
-	e := s.statusError(resp, "ECR registry "+strconv.Quote(s.registry))
-	if e == nil {
-		if s.canFallback(r) && ecrRefusal(resp, rt.kind == kindBlob) {
-			drain(resp.Body)
-			return s.fetchUpstream(w, r, rt, "ecr_"+strconv.Itoa(resp.StatusCode))
+	// A success, a redirect to pass on, or a 4xx other than 401 and 429:
+	// ECR's own registry error (NAME_UNKNOWN, MANIFEST_UNKNOWN, DENIED ...)
+	// is passed on as it is.
+	return s.relay(ctx, cancel, w, r, resp, nil)
+}
+
+// ecrTarget is the ECR URL for rt in ecrRepo; tags/list and referrers keep
+// the query parameters ECR reads (see readAPIQuery).
+func (s *Server) ecrTarget(rt route, ecrRepo, rawQuery string) string {
+	target := s.scheme + "://" + s.registry + "/v2/" + ecrRepo + "/" + rt.resource()
+	if rt.kind == kindTags || rt.kind == kindReferrers {
+		if q := readAPIQuery(rt.kind, rawQuery); q != "" {
+			target += "?" + q
 		}
-		// A 4xx other than 401 and 429 is ECR's own registry error (NAME_UNKNOWN,
-		// MANIFEST_UNKNOWN, DENIED ...): pass it on as it is.
-		return s.relay(ctx, cancel, w, r, resp, nil)
 	}
-	if s.canFallback(r) {
-		drain(resp.Body)
-		return s.fetchUpstream(w, r, rt, e.reason)
+	return target
+}
+
+// askECR sends the request to ECR. It returns ECR's answer (nil when none
+// came) and, when the client must get something else, the registry error
+// to send: for a failed round trip, a 401 to a fresh token, a 429 or a 5xx.
+func (s *Server) askECR(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, target string) (*http.Response, *registryError) {
+	resp, err := s.sendECR(ctx, cancel, r, target)
+	if err != nil {
+		return nil, s.transportError(ctx, err, s.ecr)
 	}
-	e.write(w, r)
-	return result{status: e.status, reason: e.reason}, e.message
+	return resp, s.statusError(resp, s.ecr)
+}
+
+// fallbackReason says why ECR's answer resp (or the error e it ended with)
+// may be replaced by the upstream's, and "" when it must not be: the
+// request did not come through UpstreamHandler, the client went away, or
+// ECR answered in a way the client must see.
+func (s *Server) fallbackReason(r *http.Request, rt route, resp *http.Response, e *registryError) string {
+	switch {
+	case !s.canFallback(r):
+		return ""
+	case e != nil && e.reason == "client_gone":
+		return ""
+	case e != nil:
+		return e.reason
+	case resp.StatusCode >= 400 && ecrRefusal(resp, rt.kind == kindBlob):
+		return "ecr_" + strconv.Itoa(resp.StatusCode)
+	}
+	return ""
 }
 
 // sendECR sends one request to ECR with the token, and once more with a
@@ -569,22 +610,29 @@ func (s *Server) send(cancel context.CancelCauseFunc, out *http.Request) (*http.
 
 // sendVia is send through rt.
 func (s *Server) sendVia(rt http.RoundTripper, cancel context.CancelCauseFunc, out *http.Request) (*http.Response, error) {
-	t := time.AfterFunc(s.timeout, func() { cancel(errUpstreamTimeout) })
-	resp, err := rt.RoundTrip(out)
-	if !t.Stop() {
-		// The timeout fired: whatever came back raced with the cancellation
-		// (a server may answer an empty 200 as it notices the hang-up), so
-		// it must not be trusted.
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errUpstreamTimeout
-	}
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return withDeadline(s.timeout, cancel, func() (*http.Response, error) { return rt.RoundTrip(out) }, closeBody)
 }
+
+// withDeadline runs call, cancelling its request context with
+// errUpstreamTimeout when it takes longer than d. When the timeout fired,
+// whatever came back raced with the cancellation (a server may answer an
+// empty 200 as it notices the hang-up), so it is not trusted: it is handed
+// to discard (when set) and the error is errUpstreamTimeout.
+func withDeadline[T any](d time.Duration, cancel context.CancelCauseFunc, call func() (T, error), discard func(T)) (T, error) {
+	t := time.AfterFunc(d, func() { cancel(errUpstreamTimeout) })
+	v, err := call()
+	if !t.Stop() {
+		if err == nil && discard != nil {
+			discard(v)
+		}
+		var zero T
+		return zero, errUpstreamTimeout
+	}
+	return v, err
+}
+
+// closeBody closes a response that is not used.
+func closeBody(resp *http.Response) { resp.Body.Close() }
 
 // followRedirect fetches a blob's Location without the ECR Authorization
 // and streams it to the client.
@@ -594,25 +642,19 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 		defer func() { <-s.streams }()
 	default:
 		drain(first.Body)
-		e := newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "busy",
-			"the shim streams %d blobs already, its maximum (--follow-redirects): retry, or pull from the upstream", cap(s.streams))
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "busy",
+			"the shim streams %d blobs already, its maximum (--follow-redirects): retry, or pull from the upstream", cap(s.streams)).send(w, r)
 	}
 	digestHeader := first.Header.Get("Docker-Content-Digest")
 	resp := first
 	var host string // host of the last Location
 	for hop := 0; ; hop++ {
 		if hop == 5 {
-			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "blob redirected more than 5 times")
-			e.write(w, r)
-			return result{status: e.status, reason: e.reason}, e.message
+			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "blob redirected more than 5 times").send(w, r)
 		}
 		loc, err := resp.Location()
 		if err != nil {
-			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect without a usable Location: %v", redactErr(err))
-			e.write(w, r)
-			return result{status: e.status, reason: e.reason}, e.message
+			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect without a usable Location: %v", redactErr(err)).send(w, r)
 		}
 		if resp != first {
 			resp.Body.Close()
@@ -620,17 +662,13 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 		drain(first.Body)
 		out, err := http.NewRequestWithContext(ctx, r.Method, loc.String(), nil)
 		if err != nil {
-			e := newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", redactURL(loc), redactErr(err))
-			e.write(w, r)
-			return result{status: e.status, reason: e.reason}, e.message
+			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", redactURL(loc), redactErr(err)).send(w, r)
 		}
 		copyRequestHeaders(out.Header, r.Header)
 		host = loc.Host
 		resp, err = s.sendVia(s.redirRT, cancel, out)
 		if err != nil {
-			e := s.transportError(ctx, err, "blob storage "+strconv.Quote(loc.Host))
-			e.write(w, r)
-			return result{status: e.status, reason: e.reason}, e.message
+			return s.transportError(ctx, err, blobStoragePeer(loc.Host)).send(w, r)
 		}
 		if !isRedirect(resp.StatusCode) {
 			break
@@ -638,12 +676,11 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		e := s.statusError(resp, "blob storage "+strconv.Quote(host))
+		e := s.statusError(resp, blobStoragePeer(host))
 		if e == nil {
 			e = newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "s3_error", "blob storage %q answered %d", host, resp.StatusCode)
 		}
-		e.write(w, r)
-		return result{status: e.status, reason: e.reason}, e.message
+		return e.send(w, r)
 	}
 	extra := http.Header{}
 	if digestHeader != "" && resp.Header.Get("Docker-Content-Digest") == "" {
@@ -728,8 +765,56 @@ func (s *Server) copyBody(cancel context.CancelCauseFunc, w http.ResponseWriter,
 	}
 }
 
-// transportError maps a failed round trip to the registry error the client gets.
-func (s *Server) transportError(ctx context.Context, err error, peer string) *registryError {
+// peer is a server the shim sends requests to: ECR's registry, the blob
+// storage ECR redirects to, or an upstream registry the fallback asks.
+type peer struct {
+	// name names it in messages: `ECR registry "<host>"`.
+	name string
+	// hint says what to check when it does not answer.
+	hint string
+	// refused says what a 401 from it means and what to do.
+	refused string
+}
+
+// ecrRefused is what a 401 from ECR (or the storage it redirects to) to a
+// fresh token means.
+const ecrRefused = "refused a fresh token: check the host's IAM role can call ecr:GetAuthorizationToken and pull"
+
+// ecrPeer is ECR's registry at host; its hint names the VPC endpoint of
+// host's region.
+func ecrPeer(host string) peer {
+	region := "REGION"
+	if r, err := credentials.ParseRegistry(host); err == nil && r.Region != "" {
+		region = r.Region
+	}
+	return peer{
+		name:    "ECR registry " + strconv.Quote(host),
+		hint:    "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait",
+		refused: ecrRefused,
+	}
+}
+
+// blobStoragePeer is the blob storage (S3) at host that ECR redirected to.
+func blobStoragePeer(host string) peer {
+	return peer{
+		name:    "blob storage " + strconv.Quote(host),
+		hint:    "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable",
+		refused: ecrRefused,
+	}
+}
+
+// upstreamPeer is the upstream registry the fallback asks for upstream.
+func upstreamPeer(upstream string) peer {
+	return peer{
+		name:    "upstream registry " + strconv.Quote(upstream),
+		hint:    "check the host's route to the upstream registry (through the proxy the host had before transparent mode, if any); --upstream-timeout sets the wait",
+		refused: "refused an anonymous pull: the image needs credentials, which the fallback never sends; pull it through ECR",
+	}
+}
+
+// transportError maps a failed round trip with p to the registry error the
+// client gets.
+func (s *Server) transportError(ctx context.Context, err error, p peer) *registryError {
 	var te *tokenError
 	switch {
 	case errors.As(err, &te):
@@ -741,43 +826,32 @@ func (s *Server) transportError(ctx context.Context, err error, peer string) *re
 			"%s", credentials.Redact(te.Error()))
 	case errors.Is(err, errUpstreamTimeout), errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		return newRegistryError(http.StatusGatewayTimeout, "UNAVAILABLE", "timeout",
-			"%s sent no answer within %s: %s", peer, s.timeout, s.peerHint(peer))
+			"%s sent no answer within %s: %s", p.name, s.timeout, p.hint)
 	case ctx.Err() != nil:
 		return newRegistryError(499, "UNAVAILABLE", "client_gone", "client went away")
 	}
 	return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "unreachable",
-		"%s is unreachable: %v: %s", peer, redactErr(err), s.peerHint(peer))
+		"%s is unreachable: %v: %s", p.name, redactErr(err), p.hint)
 }
 
-// peerHint says what to check when peer (ECR's registry or S3) does not
-// answer.
-func (s *Server) peerHint(peer string) string {
-	if strings.HasPrefix(peer, "blob storage") {
-		return "check the host's route to S3 (in a private subnet, the S3 gateway endpoint), or use --follow-redirects only where S3 is reachable"
-	}
-	region := "REGION"
-	if r, err := credentials.ParseRegistry(s.registry); err == nil && r.Region != "" {
-		region = r.Region
-	}
-	return "check the host's route to the registry (in a private subnet, the VPC endpoint com.amazonaws." + region + ".ecr.dkr and its security group); --upstream-timeout sets the wait"
+// statusError maps an error status from p to the registry error the client
+// gets; nil means pass the answer on unchanged.
+func (s *Server) statusError(resp *http.Response, p peer) *registryError {
+	return statusErrorCode(resp.StatusCode, resp.Header.Get("Retry-After"), p)
 }
 
-// statusError maps an error status from ECR or S3 to the registry error the
-// client gets; nil means pass the answer on unchanged.
-func (s *Server) statusError(resp *http.Response, peer string) *registryError {
+// statusErrorCode is statusError for a status code and its Retry-After.
+func statusErrorCode(code int, retryAfter string, p peer) *registryError {
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		e := newRegistryError(http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled", "%s is throttling requests", peer)
-		if ra := resp.Header.Get("Retry-After"); ra != "" {
-			e.retryAfter = ra
-		}
+	case code == http.StatusTooManyRequests:
+		e := newRegistryError(http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled", "%s is throttling requests", p.name)
+		e.retryAfter = retryAfter
 		return e
-	case resp.StatusCode == http.StatusUnauthorized:
-		return newRegistryError(http.StatusForbidden, "DENIED", "unauthorized",
-			"%s refused a fresh token: check the host's IAM role can call ecr:GetAuthorizationToken and pull", peer)
-	case resp.StatusCode >= 500:
+	case code == http.StatusUnauthorized:
+		return newRegistryError(http.StatusForbidden, "DENIED", "unauthorized", "%s %s", p.name, p.refused)
+	case code >= 500:
 		return newRegistryError(http.StatusServiceUnavailable, "UNAVAILABLE", "upstream_5xx",
-			"%s answered %d", peer, resp.StatusCode)
+			"%s answered %d", p.name, code)
 	}
 	return nil
 }

@@ -24,7 +24,18 @@
 // readable by root only and never leaves the host. Leaf certificates are
 // short-lived and kept in memory only.
 //
-// The proxy refuses clients that are not on loopback whatever address it is
-// bound to, never logs request contents, and never sees the ECR token: the
-// shim adds that behind it.
+// The proxy owns the CONNECT handling: which hosts are intercepted
+// ([InterceptHosts]), the guard that refuses tunnels to loopback,
+// link-local and its own listeners, chaining through the upstream proxy,
+// and the idle and concurrency bounds of tunnels.
+//
+// The proxy must never:
+//   - serve a client that is not on loopback, whatever address it is bound
+//     to;
+//   - terminate TLS for, or mint a certificate for, a host outside the
+//     interception list: every other CONNECT is a byte tunnel;
+//   - send the upstream proxy's credentials anywhere but the upstream proxy;
+//   - log request contents, or see the ECR token (the shim adds that
+//     behind it);
+//   - import mirror: it is handed the handler for intercepted hosts.
 package proxy

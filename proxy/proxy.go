@@ -115,6 +115,20 @@ func New(o Options) (*Proxy, error) {
 	if p.idle <= 0 {
 		p.idle = DefaultTunnelIdleTimeout
 	}
+	p.setDialers()
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.inner = newHTTPServer(http.HandlerFunc(p.serveInner), p.log)
+	p.inner.ConnContext = connHost
+	go func() { _ = p.inner.Serve(tls.NewListener(chanListener{p}, p.tlsConfig())) }()
+	return p, nil
+}
+
+// setDialers sets the dialers of tunnel targets and of the upstream
+// proxy: Options.Dial for both, or by default a guarded dialer for targets
+// and a plain one for the upstream proxy.
+func (p *Proxy) setDialers() {
 	p.dialProxy = p.dial
 	if p.dial == nil {
 		p.guarded = true
@@ -122,25 +136,38 @@ func New(o Options) (*Proxy, error) {
 		d := &net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}
 		p.dialProxy = d.DialContext
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	p.inner = &http.Server{
-		Handler:           http.HandlerFunc(p.serveInner),
+}
+
+// newHTTPServer returns the settings both of the proxy's HTTP servers use
+// (the CONNECT listener and the one serving intercepted hosts): bounded
+// header reads, idle connections and header sizes, and the server's own
+// errors logged at debug level.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if hc, ok := tc.NetConn().(*hostConn); ok {
-					return context.WithValue(ctx, hostKey{}, hc.host)
-				}
-			}
-			return ctx
-		},
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	tlsConf := &tls.Config{
+}
+
+// connHost puts the CONNECT host of an intercepted connection into its
+// requests' context, for serveInner.
+func connHost(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		if hc, ok := tc.NetConn().(*hostConn); ok {
+			return context.WithValue(ctx, hostKey{}, hc.host)
+		}
+	}
+	return ctx
+}
+
+// tlsConfig terminates TLS only for connections that came through an
+// intercepted CONNECT, with a leaf for the CONNECT host, and refuses a
+// server name other than that host.
+func (p *Proxy) tlsConfig() *tls.Config {
+	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -154,8 +181,6 @@ func New(o Options) (*Proxy, error) {
 			return p.ca.Leaf(hc.host)
 		},
 	}
-	go func() { _ = p.inner.Serve(tls.NewListener(chanListener{p}, tlsConf)) }()
-	return p, nil
 }
 
 // Intercepts reports whether a CONNECT to host:port would be terminated.
@@ -215,24 +240,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // interceptConn answers the CONNECT and hands the connection to the TLS
 // server that serves the host's registry API.
 func (p *Proxy) interceptConn(w http.ResponseWriter, r *http.Request, host string) {
-	conn, brw, err := hijack(w)
+	hc, err := p.establish(w)
 	if err != nil {
-		p.log.Warn("cannot take over the client connection", slog.String("error", err.Error()))
-		return
-	}
-	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		conn.Close()
 		return
 	}
 	p.log.Debug("intercepting", slog.String("host", host), slog.String("client", r.RemoteAddr))
-	hc := &hostConn{Conn: conn, r: brw.Reader, host: host}
+	hc.host = host
 	select {
 	case p.conns <- hc:
 	case <-p.done:
-		conn.Close()
+		hc.Close()
 	case <-r.Context().Done():
-		conn.Close()
+		hc.Close()
 	}
+}
+
+// establish takes the client connection over and answers its CONNECT with
+// 200. On an error the connection is closed (or was never taken).
+func (p *Proxy) establish(w http.ResponseWriter) (*hostConn, error) {
+	conn, brw, err := hijack(w)
+	if err != nil {
+		p.log.Warn("cannot take over the client connection", slog.String("error", err.Error()))
+		return nil, err
+	}
+	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("answer CONNECT: %w", err)
+	}
+	return &hostConn{Conn: conn, r: brw.Reader}, nil
 }
 
 // tunnel connects the client to target, through the upstream proxy if
@@ -256,39 +291,41 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, target string) {
 		http.Error(w, fmt.Sprintf("cannot reach %q: %v", target, err), status)
 		return
 	}
-	conn, brw, err := hijack(w)
+	client, err := p.establish(w)
 	if err != nil {
 		up.Close()
 		return
 	}
-	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		conn.Close()
-		up.Close()
-		return
-	}
 	p.log.Debug("tunnelling", slog.String("target", target), slog.String("client", r.RemoteAddr))
-	watch := watchIdle(p.idle, func() { conn.Close(); up.Close() })
+	if idle := p.pipe(client, up); idle {
+		p.log.Debug("closed an idle tunnel", slog.String("target", target), slog.Duration("idle", p.idle))
+	}
+}
+
+// pipe copies bytes between client and server in both directions until
+// both sides are done or neither moved a byte for the idle timeout, then
+// closes both. It reports whether the idle timeout ended it.
+func (p *Proxy) pipe(client *hostConn, server net.Conn) (idle bool) {
+	watch := watchIdle(p.idle, func() { client.Close(); server.Close() })
 	defer watch.stop()
-	client := activityConn{Conn: &hostConn{Conn: conn, r: brw.Reader}, w: watch}
-	server := activityConn{Conn: up, w: watch}
+	c := activityConn{Conn: client, w: watch}
+	s := activityConn{Conn: server, w: watch}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, _ = io.Copy(server, client)
-		closeWrite(up)
+		_, _ = io.Copy(s, c)
+		closeWrite(server)
 	}()
 	go func() {
 		defer wg.Done()
-		_, _ = io.Copy(client, server)
-		closeWrite(conn)
+		_, _ = io.Copy(c, s)
+		closeWrite(client.Conn)
 	}()
 	wg.Wait()
-	conn.Close()
-	up.Close()
-	if watch.fired.Load() {
-		p.log.Debug("closed an idle tunnel", slog.String("target", target), slog.Duration("idle", p.idle))
-	}
+	client.Close()
+	server.Close()
+	return watch.fired.Load()
 }
 
 // dialTarget opens a connection to target, directly or with CONNECT
@@ -303,6 +340,12 @@ func (p *Proxy) dialTarget(ctx context.Context, target string) (net.Conn, error)
 		}
 		return p.dial(ctx, "tcp", target)
 	}
+	return p.connectThrough(ctx, target)
+}
+
+// connectThrough opens a tunnel to target with CONNECT through the
+// upstream proxy, sending its credentials (if any) to it alone.
+func (p *Proxy) connectThrough(ctx context.Context, target string) (net.Conn, error) {
 	addr := p.upstream.Host
 	if p.upstream.Port() == "" {
 		addr = net.JoinHostPort(p.upstream.Hostname(), "80")
@@ -361,14 +404,8 @@ func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
 
 // Serve answers CONNECT requests on ln until ctx ends.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newHTTPServer(p, p.log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

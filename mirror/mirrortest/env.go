@@ -73,41 +73,30 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, fmt.Errorf("start fake ECR: %w", err)
 	}
 	e := &Env{Fake: fake}
-	ok := false
-	defer func() {
-		if !ok {
-			e.Close()
-		}
-	}()
-	for _, kv := range fake.Env() {
+	if err := e.start(ctx, o); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// start points the AWS SDK at the fake, builds the mapping, the token
+// Provider and the shim, and serves the shim until it is healthy.
+func (e *Env) start(ctx context.Context, o Options) error {
+	for _, kv := range e.Fake.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		o.Setenv(k, v)
 	}
 	o.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	o.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
-	e.Mapping, err = rewrite.NewMapping(fake.RegistryHost(), Rules(fake))
+	var err error
+	e.Mapping, err = rewrite.NewMapping(e.Fake.RegistryHost(), Rules(e.Fake))
 	if err != nil {
-		return nil, fmt.Errorf("build mapping from the fake's rules: %w", err)
+		return fmt.Errorf("build mapping from the fake's rules: %w", err)
 	}
 	e.Tokens = awsapi.NewProvider(credentials.Options{NoCache: true, Logger: o.Logger})
-
-	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	tr.DisableCompression = true
-	redir := tr.Clone()
-	tr.MaxConnsPerHost = o.MaxConnsPerHost
-	var rt, redirRT http.RoundTripper = tr, redir
-	if o.Observe != nil {
-		rt = observer{next: rt, fn: o.Observe}
-		redirRT = observer{next: redirRT, fn: o.Observe}
-	}
-	endpoints := map[string]string{}
-	for _, r := range e.Mapping.Rules() {
-		if u := fake.Upstream(r.Upstream); u != nil {
-			endpoints[r.Upstream] = u.URL()
-		}
-	}
+	rt, redirRT := shimTransports(e.Fake, o)
 	e.Shim, err = mirror.New(mirror.Options{
 		Mapping:           e.Mapping,
 		Tokens:            e.Tokens,
@@ -119,14 +108,48 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		TokenTimeout:      o.TokenTimeout,
 		Logger:            o.Logger,
 		UpstreamFallback:  o.UpstreamFallback,
-		UpstreamEndpoints: endpoints,
+		UpstreamEndpoints: upstreamEndpoints(e.Fake, e.Mapping),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	return e.serve(ctx)
+}
+
+// shimTransports returns the shim's transports to the fake's ECR and to
+// its S3, observed when o asks for it.
+func shimTransports(fake *ecrfake.Server, o Options) (rt, redirRT http.RoundTripper) {
+	tr := fake.HTTPClient().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	tr.DisableCompression = true
+	redir := tr.Clone()
+	tr.MaxConnsPerHost = o.MaxConnsPerHost
+	rt, redirRT = tr, redir
+	if o.Observe != nil {
+		rt = observer{next: rt, fn: o.Observe}
+		redirRT = observer{next: redirRT, fn: o.Observe}
+	}
+	return rt, redirRT
+}
+
+// upstreamEndpoints maps each upstream of m to the fake's in-process
+// registry standing in for it, for the shim's fallback.
+func upstreamEndpoints(fake *ecrfake.Server, m *rewrite.Mapping) map[string]string {
+	endpoints := map[string]string{}
+	for _, r := range m.Rules() {
+		if u := fake.Upstream(r.Upstream); u != nil {
+			endpoints[r.Upstream] = u.URL()
+		}
+	}
+	return endpoints
+}
+
+// serve serves the shim on a loopback port until Close, and waits until
+// it holds its first token.
+func (e *Env) serve(ctx context.Context) error {
 	ln, err := mirror.Listen(ctx, "127.0.0.1:0", false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	e.URL = "http://" + ln.Addr().String()
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -139,11 +162,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	// calls and requests from a settled state.
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	if err := waitHealthy(wctx, e.URL+"/healthz"); err != nil {
-		return nil, err
-	}
-	ok = true
-	return e, nil
+	return waitHealthy(wctx, e.URL+"/healthz")
 }
 
 // Close stops the shim and the fake.
