@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ecr-ptc/ecr-ptc/config"
+	"github.com/ecr-ptc/ecr-ptc/credentials"
 	"github.com/ecr-ptc/ecr-ptc/upstream"
 )
 
@@ -131,7 +132,7 @@ func (s *Server) sendUpstream(ctx context.Context, cancel context.CancelCauseFun
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
 	if err != nil {
-		return nil, fmt.Errorf("build request for %q: %w", redactURL(u), err)
+		return nil, fmt.Errorf("build request for %q: %w", credentials.RedactURL(u), err)
 	}
 	copyRequestHeaders(out.Header, r.Header)
 	c := &http.Client{Transport: rt}

@@ -662,7 +662,7 @@ func (s *Server) followRedirect(ctx context.Context, cancel context.CancelCauseF
 		drain(first.Body)
 		out, err := http.NewRequestWithContext(ctx, r.Method, loc.String(), nil)
 		if err != nil {
-			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", redactURL(loc), redactErr(err)).send(w, r)
+			return newRegistryError(http.StatusBadGateway, "UNAVAILABLE", "redirects", "redirect to %q: %v", credentials.RedactURL(loc), redactErr(err)).send(w, r)
 		}
 		copyRequestHeaders(out.Header, r.Header)
 		host = loc.Host
@@ -894,19 +894,12 @@ func drain(rc io.ReadCloser) {
 	_ = rc.Close()
 }
 
-// redactURL drops the query (a presigned signature) and any user info.
-func redactURL(u *url.URL) string {
-	c := *u
-	c.RawQuery, c.User, c.Fragment = "", nil, ""
-	return c.String()
-}
-
 // redactErr removes URL queries from errors of the HTTP client.
 func redactErr(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if u, perr := url.Parse(ue.URL); perr == nil {
-			return fmt.Errorf("%s %q: %w", ue.Op, redactURL(u), ue.Err)
+			return fmt.Errorf("%s %q: %w", ue.Op, credentials.RedactURL(u), ue.Err)
 		}
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}

@@ -122,16 +122,6 @@ func (e *registryError) retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// redactURL drops the query (presigned signatures) and any user info.
-func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		c.RawQuery = "REDACTED"
-	}
-	return c.String()
-}
-
 // do sends a GET to the registry with the ECR token, following redirects
 // without the token (Go's client drops Authorization on a redirect to
 // another host; checkRedirect makes sure). It retries 429 and 5xx answers
@@ -195,12 +185,12 @@ func (c *registryClient) once(ctx context.Context, path, accept string, read fun
 		if errors.As(err, &ue) {
 			err = ue.Err // its URL may be a presigned one
 		}
-		return &registryError{URL: redactURL(u), Err: err}
+		return &registryError{URL: credentials.RedactURL(u), Err: err}
 	}
 	defer resp.Body.Close()
 	final := resp.Request.URL
 	if resp.StatusCode != http.StatusOK {
-		return parseRegistryError(resp, redactURL(final))
+		return parseRegistryError(resp, credentials.RedactURL(final))
 	}
 	stall := time.AfterFunc(c.stall, func() {
 		cancel(fmt.Errorf("%w: %s sent no byte for %s (--stall-timeout)", errTimeout, final.Host, c.stall))
@@ -211,7 +201,7 @@ func (c *registryClient) once(ctx context.Context, path, accept string, read fun
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
-		return &registryError{URL: redactURL(final), Err: err}
+		return &registryError{URL: credentials.RedactURL(final), Err: err}
 	}
 	return nil
 }
