@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // ServeTokenFetcher is the whole of the ecr-ptc-token program that
 // docker-credential-ecr-ptc runs on a cache miss ([credentials.ExecTokenAPI]):
-// it reads a [credentials.Registry] as JSON from in, calls GetAuthorizationToken
+// it reads a [ecrhost.Registry] as JSON from in, calls GetAuthorizationToken
 // through api (an [SDKTokenAPI] when nil) within timeout, and writes an
 // [credentials.FetchResponse] as JSON to out. It returns the exit code: 0 on
 // success, 1 on an error (described in the response), 2 on a malformed
@@ -21,7 +22,7 @@ func ServeTokenFetcher(ctx context.Context, api credentials.TokenAPI, in io.Read
 	if api == nil {
 		api = &SDKTokenAPI{}
 	}
-	var r credentials.Registry
+	var r ecrhost.Registry
 	if err := json.NewDecoder(io.LimitReader(in, 64<<10)).Decode(&r); err != nil {
 		_ = json.NewEncoder(out).Encode(credentials.FetchResponse{Error: fmt.Sprintf("read token request: %v", err)})
 		return 2

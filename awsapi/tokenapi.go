@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // NewProvider returns a [credentials.Provider] whose tokens come from a
@@ -53,7 +54,7 @@ func (a *SDKTokenAPI) config(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-func (a *SDKTokenAPI) privateClient(ctx context.Context, r credentials.Registry) (*ecr.Client, error) {
+func (a *SDKTokenAPI) privateClient(ctx context.Context, r ecrhost.Registry) (*ecr.Client, error) {
 	cfg, err := a.config(ctx)
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func (a *SDKTokenAPI) publicClient(ctx context.Context) (*ecrpublic.Client, erro
 }
 
 // GetAuthorizationToken implements [credentials.TokenAPI].
-func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r credentials.Registry) (credentials.AuthorizationData, error) {
+func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r ecrhost.Registry) (credentials.AuthorizationData, error) {
 	if r.Public {
 		c, err := a.publicClient(ctx)
 		if err != nil {
@@ -141,7 +142,7 @@ func (a *SDKTokenAPI) GetAuthorizationToken(ctx context.Context, r credentials.R
 
 // classify wraps an error of the SDK with the sentinel a person can act
 // on and a message saying what to do. Secrets are redacted.
-func classify(err error, r credentials.Registry) error {
+func classify(err error, r ecrhost.Registry) error {
 	action := "ecr:GetAuthorizationToken"
 	if r.Public {
 		action = "ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken"

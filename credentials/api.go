@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // AuthorizationData is the answer of GetAuthorizationToken for one registry.
@@ -30,7 +32,7 @@ type AuthorizationData struct {
 // public one (us-east-1). Implementations wrap [ErrNoCredentials],
 // [ErrAccessDenied] and [ErrRegionUnknown] where they apply.
 type TokenAPI interface {
-	GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error)
+	GetAuthorizationToken(ctx context.Context, r ecrhost.Registry) (AuthorizationData, error)
 }
 
 // EnvTokenFetcher names the token fetcher program [ExecTokenAPI] runs.
@@ -73,7 +75,7 @@ func (e *fetchError) Unwrap() error { return e.kind }
 
 // ExecTokenAPI is a [TokenAPI] that runs the token fetcher program
 // (ecr-ptc-token, which links the AWS SDK) for each call, writing the
-// [Registry] as JSON to its stdin and reading a [FetchResponse] from its
+// [ecrhost.Registry] as JSON to its stdin and reading a [FetchResponse] from its
 // stdout. It keeps the AWS SDK out of docker-credential-ecr-ptc, whose
 // warm path then starts in about a millisecond. The program is
 // $ECR_PTC_TOKEN_FETCHER, else ecr-ptc-token next to the running
@@ -119,7 +121,7 @@ func (a *ExecTokenAPI) resolve() (string, error) {
 }
 
 // GetAuthorizationToken implements [TokenAPI].
-func (a *ExecTokenAPI) GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error) {
+func (a *ExecTokenAPI) GetAuthorizationToken(ctx context.Context, r ecrhost.Registry) (AuthorizationData, error) {
 	path, err := a.resolve()
 	if err != nil {
 		return AuthorizationData{}, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	dch "github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // Environment variables read by [NewHelperFromEnv].
@@ -137,7 +139,7 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 	switch {
 	case err == nil:
 		return c.Username, c.Password, nil
-	case errors.Is(err, ErrNotECR):
+	case errors.Is(err, ecrhost.ErrNotECR):
 		if h.envErr != nil {
 			return "", "", fmt.Errorf("%q is not an ECR host and the configuration is invalid: %w", serverURL, h.envErr)
 		}

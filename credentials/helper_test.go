@@ -12,6 +12,8 @@ import (
 	"time"
 
 	dch "github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 func TestHelper(t *testing.T) {
@@ -54,7 +56,7 @@ func TestHelper(t *testing.T) {
 
 func TestHelperErrorsAreRedacted(t *testing.T) {
 	t.Parallel()
-	api := &fakeAPI{fn: func(context.Context, Registry, int64) (AuthorizationData, error) {
+	api := &fakeAPI{fn: func(context.Context, ecrhost.Registry, int64) (AuthorizationData, error) {
 		return AuthorizationData{}, errors.New("signature mismatch for AKIAIOSFODNN7EXAMPLE at https://x.example/?X-Amz-Signature=abc")
 	}}
 	var logs bytes.Buffer

@@ -23,7 +23,7 @@ const (
 	EnvCacheDir = "ECR_PTC_CACHE_DIR"
 	// EnvNoCache set to 1 (or true) disables the disk cache.
 	EnvNoCache = "ECR_PTC_NO_CACHE"
-	// EnvRegistries declares extra ECR hosts, see [ParseRegistries].
+	// EnvRegistries declares extra ECR hosts, see [ecrhost.ParseAliases].
 	EnvRegistries = "ECR_PTC_REGISTRIES"
 	// EnvRenewBefore overrides [DefaultRenewBefore] (a Go duration, "90m").
 	EnvRenewBefore = "ECR_PTC_RENEW_BEFORE"
@@ -69,7 +69,7 @@ type Options struct {
 	// Registries are extra hosts treated as ECR registries (VPC endpoint
 	// names, test hosts), keyed by lower-case host[:port]. A key without
 	// a port matches the host on any port.
-	Registries map[string]Registry
+	Registries map[string]ecrhost.Registry
 	// Logger receives debug and warning messages, never secrets. Default:
 	// discard.
 	Logger *slog.Logger
@@ -101,7 +101,7 @@ func OptionsFromEnv() (Options, error) {
 		}
 	}
 	if v := os.Getenv(EnvRegistries); v != "" {
-		regs, err := ParseRegistries(v)
+		regs, err := ecrhost.ParseAliases(v)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", EnvRegistries, err))
 		} else {
@@ -176,7 +176,7 @@ func NewProvider(o Options) *Provider {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	regs := make(map[string]Registry, len(o.Registries))
+	regs := make(map[string]ecrhost.Registry, len(o.Registries))
 	for k, r := range o.Registries {
 		regs[strings.ToLower(k)] = r
 	}
@@ -186,9 +186,9 @@ func NewProvider(o Options) *Provider {
 
 // Lookup returns the registry for host: an entry of Options.Registries
 // (exact host:port first, then the host name alone), else
-// [ParseRegistry]. It returns an error wrapping [ErrNotECR] for other
+// [ecrhost.Parse]. It returns an error wrapping [ecrhost.ErrNotECR] for other
 // hosts.
-func (p *Provider) Lookup(host string) (Registry, error) {
+func (p *Provider) Lookup(host string) (ecrhost.Registry, error) {
 	if len(p.o.Registries) > 0 {
 		if hp, err := ecrhost.SplitHost(host); err == nil {
 			name, _, _ := strings.Cut(hp, ":")
@@ -200,14 +200,14 @@ func (p *Provider) Lookup(host string) (Registry, error) {
 			}
 		}
 	}
-	return ParseRegistry(host)
+	return ecrhost.Parse(host)
 }
 
 // Get returns credentials for the ECR registry host (any form
-// [ParseRegistry] accepts). It answers from memory, then from the disk
+// [ecrhost.Parse] accepts). It answers from memory, then from the disk
 // cache, and calls GetAuthorizationToken only when neither holds a token
 // outside its renewal window. If renewal fails while the old token is
-// still valid, the old token is returned. Errors wrap [ErrNotECR],
+// still valid, the old token is returned. Errors wrap [ecrhost.ErrNotECR],
 // [ErrRegionUnknown], [ErrNoCredentials], [ErrAccessDenied] or
 // [ErrBadToken] where they apply.
 func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
@@ -239,7 +239,7 @@ func (p *Provider) Get(ctx context.Context, host string) (Credential, error) {
 // registry's single-flight slot.
 type renewal struct {
 	p         *Provider
-	r         Registry
+	r         ecrhost.Registry
 	key       string
 	disk      *diskCache // nil without a disk cache
 	name      string     // of the entry in disk
@@ -250,7 +250,7 @@ type renewal struct {
 // refresh answers from memory or the disk cache if another caller renewed
 // the token meanwhile, else fetches one; when that fails while an older
 // token is still usable, it serves the older one.
-func (p *Provider) refresh(ctx context.Context, r Registry, key string) (entry, error) {
+func (p *Provider) refresh(ctx context.Context, r ecrhost.Registry, key string) (entry, error) {
 	rn := &renewal{p: p, r: r, key: key}
 	rn.stale, rn.haveStale = p.memGet(key)
 	if rn.haveStale && p.fresh(rn.stale) {
@@ -331,7 +331,7 @@ func (rn *renewal) keep(e entry) {
 }
 
 // fetch calls the token API and decodes its answer.
-func (p *Provider) fetch(ctx context.Context, r Registry) (entry, error) {
+func (p *Provider) fetch(ctx context.Context, r ecrhost.Registry) (entry, error) {
 	if p.o.API == nil {
 		return entry{}, fmt.Errorf("no token API configured for registry %q: use awsapi.NewProvider, which uses the AWS SDK, or set Options.API", r.Host)
 	}

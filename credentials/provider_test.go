@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 const testHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -20,10 +22,10 @@ const testHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 // fakeAPI is a hand-written TokenAPI counting its calls.
 type fakeAPI struct {
 	calls atomic.Int64
-	fn    func(ctx context.Context, r Registry, n int64) (AuthorizationData, error)
+	fn    func(ctx context.Context, r ecrhost.Registry, n int64) (AuthorizationData, error)
 }
 
-func (f *fakeAPI) GetAuthorizationToken(ctx context.Context, r Registry) (AuthorizationData, error) {
+func (f *fakeAPI) GetAuthorizationToken(ctx context.Context, r ecrhost.Registry) (AuthorizationData, error) {
 	n := f.calls.Add(1)
 	return f.fn(ctx, r, n)
 }
@@ -48,7 +50,7 @@ func token(user, pass string) string {
 // issuing returns a fakeAPI issuing "AWS:password-<n>" tokens valid for ttl
 // after clk's time, after an optional delay.
 func issuing(clk *clock, ttl, delay time.Duration) *fakeAPI {
-	return &fakeAPI{fn: func(ctx context.Context, r Registry, n int64) (AuthorizationData, error) {
+	return &fakeAPI{fn: func(ctx context.Context, r ecrhost.Registry, n int64) (AuthorizationData, error) {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
@@ -199,7 +201,7 @@ func TestProviderUsesValidTokenWhenRenewalFails(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	fail := atomic.Bool{}
-	api := &fakeAPI{fn: func(ctx context.Context, r Registry, n int64) (AuthorizationData, error) {
+	api := &fakeAPI{fn: func(ctx context.Context, r ecrhost.Registry, n int64) (AuthorizationData, error) {
 		if fail.Load() {
 			return AuthorizationData{}, errors.New("service unavailable")
 		}
@@ -492,20 +494,20 @@ func TestProviderErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		host    string
-		regs    map[string]Registry
+		regs    map[string]ecrhost.Registry
 		data    AuthorizationData
 		want    error
 		noCalls bool
 	}{
-		{"not ecr", "docker.io", nil, AuthorizationData{}, ErrNotECR, true},
-		{"region unknown", "ecr.internal", map[string]Registry{"ecr.internal": {ID: "123456789012"}}, AuthorizationData{}, ErrRegionUnknown, true},
+		{"not ecr", "docker.io", nil, AuthorizationData{}, ecrhost.ErrNotECR, true},
+		{"region unknown", "ecr.internal", map[string]ecrhost.Registry{"ecr.internal": {ID: "123456789012"}}, AuthorizationData{}, ErrRegionUnknown, true},
 		{"token not base64", testHost, nil, AuthorizationData{Token: "%%%", ExpiresAt: time.Now().Add(time.Hour)}, ErrBadToken, false},
 		{"token without colon", testHost, nil, AuthorizationData{Token: base64.StdEncoding.EncodeToString([]byte("AWSpassword")), ExpiresAt: time.Now().Add(time.Hour)}, ErrBadToken, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			api := &fakeAPI{fn: func(context.Context, Registry, int64) (AuthorizationData, error) { return tt.data, nil }}
+			api := &fakeAPI{fn: func(context.Context, ecrhost.Registry, int64) (AuthorizationData, error) { return tt.data, nil }}
 			p := NewProvider(Options{CacheDir: t.TempDir(), API: api, Registries: tt.regs, Getenv: env()})
 			_, err := p.Get(t.Context(), tt.host)
 			if !errors.Is(err, tt.want) {
@@ -521,12 +523,12 @@ func TestProviderErrors(t *testing.T) {
 func TestProviderExtraRegistries(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	var got Registry
-	api := &fakeAPI{fn: func(_ context.Context, r Registry, _ int64) (AuthorizationData, error) {
+	var got ecrhost.Registry
+	api := &fakeAPI{fn: func(_ context.Context, r ecrhost.Registry, _ int64) (AuthorizationData, error) {
 		got = r
 		return AuthorizationData{Token: token("AWS", "pw"), ExpiresAt: clk.Now().Add(time.Hour)}, nil
 	}}
-	regs, err := ParseRegistries("vpce-1.ecr.example=123456789012:eu-central-1")
+	regs, err := ecrhost.ParseAliases("vpce-1.ecr.example=123456789012:eu-central-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +536,7 @@ func TestProviderExtraRegistries(t *testing.T) {
 	if _, err := p.Get(t.Context(), "https://VPCE-1.ecr.example:8443/v2/"); err != nil {
 		t.Fatal(err)
 	}
-	want := Registry{Host: "vpce-1.ecr.example:8443", ID: "123456789012", Region: "eu-central-1", Partition: "aws"}
+	want := ecrhost.Registry{Host: "vpce-1.ecr.example:8443", ID: "123456789012", Region: "eu-central-1", Partition: "aws"}
 	if got != want {
 		t.Errorf("API got registry %+v, want %+v", got, want)
 	}
@@ -544,7 +546,7 @@ func TestProviderContextCancelWhileWaiting(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	release := make(chan struct{})
-	api := &fakeAPI{fn: func(context.Context, Registry, int64) (AuthorizationData, error) {
+	api := &fakeAPI{fn: func(context.Context, ecrhost.Registry, int64) (AuthorizationData, error) {
 		<-release
 		return AuthorizationData{Token: token("AWS", "pw"), ExpiresAt: clk.Now().Add(time.Hour)}, nil
 	}}

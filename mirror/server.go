@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 	"github.com/ecr-ptc/ecr-ptc/rewrite"
 )
 
@@ -784,7 +785,7 @@ const ecrRefused = "refused a fresh token: check the host's IAM role can call ec
 // host's region.
 func ecrPeer(host string) peer {
 	region := "REGION"
-	if r, err := credentials.ParseRegistry(host); err == nil && r.Region != "" {
+	if r, err := ecrhost.Parse(host); err == nil && r.Region != "" {
 		region = r.Region
 	}
 	return peer{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // DefaultTokenTimeout is how long a request waits for an ECR token, and
@@ -86,7 +87,7 @@ func newTokenKeeper(src TokenSource, host string, timeout time.Duration, log *sl
 
 // apiHint names the ECR API endpoint of host's region and what to check.
 func apiHint(host string) string {
-	r, err := credentials.ParseRegistry(host)
+	r, err := ecrhost.Parse(host)
 	if err != nil || r.Region == "" {
 		return "check the host's route to the ECR API (or its VPC endpoint com.amazonaws.REGION.ecr.api and its security group) and the instance metadata service"
 	}

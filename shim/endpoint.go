@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ecr-ptc/ecr-ptc/credentials"
+	"github.com/ecr-ptc/ecr-ptc/ecrhost"
 )
 
 // RegistryEndpoint returns the scheme to speak to the registry host, as
@@ -20,7 +21,7 @@ func RegistryEndpoint(host, configured, region string, copts *credentials.Option
 	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(configured)), "http://") {
 		scheme = "http"
 	}
-	if _, err := credentials.ParseRegistry(host); err == nil {
+	if _, err := ecrhost.Parse(host); err == nil {
 		return scheme, nil
 	}
 	if declared(host, copts.Registries) {
@@ -36,15 +37,15 @@ func RegistryEndpoint(host, configured, region string, copts *credentials.Option
 		return "", SettingsError{fmt.Errorf("registry %q is not an ECR host name, so its region is unknown: set region in the config file or AWS_REGION", host)}
 	}
 	if copts.Registries == nil {
-		copts.Registries = map[string]credentials.Registry{}
+		copts.Registries = map[string]ecrhost.Registry{}
 	}
-	copts.Registries[strings.ToLower(host)] = credentials.Registry{Host: strings.ToLower(host), Region: region}
+	copts.Registries[strings.ToLower(host)] = ecrhost.Registry{Host: strings.ToLower(host), Region: region}
 	return scheme, nil
 }
 
 // declared reports whether host, with or without its port, is among the
 // registries declared by ECR_PTC_REGISTRIES.
-func declared(host string, registries map[string]credentials.Registry) bool {
+func declared(host string, registries map[string]ecrhost.Registry) bool {
 	if _, ok := registries[strings.ToLower(host)]; ok {
 		return true
 	}
