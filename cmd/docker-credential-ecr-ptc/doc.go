@@ -7,6 +7,6 @@
 //
 // The command owns nothing but wiring: main is one call to the
 // docker-credential-helpers protocol with credentials' Helper. It must never
-// link the AWS SDK (TestHelperDoesNotLinkAWSSDK checks), never write anything
+// link the AWS SDK (test/arch checks), never write anything
 // but protocol answers to stdout, and never print a token anywhere else.
 package main
