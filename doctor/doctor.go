@@ -215,11 +215,6 @@ func (st *state) needs(ids ...string) *Result {
 	return nil
 }
 
-// Failed reports whether any result failed.
-func Failed(results []Result) bool {
-	return slices.ContainsFunc(results, func(r Result) bool { return r.Status == Fail })
-}
-
 // WriteText prints one line per check, "PASS  id  detail", with the fix on
 // an indented line below a check that did not pass.
 func WriteText(w io.Writer, results []Result) error {

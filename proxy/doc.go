@@ -24,8 +24,9 @@
 // readable by root only and never leaves the host. Leaf certificates are
 // short-lived and kept in memory only.
 //
-// The proxy owns the CONNECT handling: which hosts are intercepted
-// ([InterceptHosts]), the guard that refuses tunnels to loopback,
+// The proxy owns the CONNECT handling: intercepting the hosts it is given
+// ([Options.Intercept], which the shim takes from [localca.InterceptHosts]),
+// the guard that refuses tunnels to loopback,
 // link-local and its own listeners, chaining through the upstream proxy,
 // and the idle and concurrency bounds of tunnels.
 //

@@ -129,12 +129,6 @@ func ByEnum(enum string) (Registry, bool) {
 	return Registry{}, false
 }
 
-// ByURL returns the registry of an upstreamRegistryUrl as ECR reports it,
-// with or without a scheme: "registry-1.docker.io" gives Docker Hub.
-func ByURL(upstreamURL string) (Registry, bool) {
-	return Lookup(trimURL(upstreamURL))
-}
-
 // resolved fills in the fields the table leaves to their defaults.
 func (r Registry) resolved() Registry {
 	if r.URL == "" {

@@ -95,7 +95,7 @@ func TestByEnum(t *testing.T) {
 	}
 }
 
-func TestByURLAndHostForURL(t *testing.T) {
+func TestHostForURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, url, host, enum string }{
 		{"hub as ECR reports it", "registry-1.docker.io", "docker.io", "docker-hub"},
@@ -110,9 +110,9 @@ func TestByURLAndHostForURL(t *testing.T) {
 			if got := HostForURL(tt.url); got != tt.host {
 				t.Errorf("HostForURL(%q) = %q, want %q", tt.url, got, tt.host)
 			}
-			r, _ := ByURL(tt.url)
+			r, _ := Lookup(HostForURL(tt.url))
 			if r.Enum != tt.enum {
-				t.Errorf("ByURL(%q).Enum = %q, want %q", tt.url, r.Enum, tt.enum)
+				t.Errorf("Lookup(HostForURL(%q)).Enum = %q, want %q", tt.url, r.Enum, tt.enum)
 			}
 		})
 	}

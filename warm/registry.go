@@ -124,8 +124,9 @@ func (e *registryError) retryable() bool {
 
 // do sends a GET to the registry with the ECR token, following redirects
 // without the token (Go's client drops Authorization on a redirect to
-// another host; checkRedirect makes sure). It retries 429 and 5xx answers
-// and transport errors. read consumes the body of a 200 answer.
+// another host; the CheckRedirect that [New] sets makes sure). It retries
+// 429 and 5xx answers and transport errors. read consumes the body of a
+// 200 answer.
 func (c *registryClient) do(ctx context.Context, path, accept string, read func(*http.Response) error) error {
 	var last error
 	for attempt := 0; attempt < c.attempts; attempt++ {
