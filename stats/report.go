@@ -58,23 +58,22 @@ type Report struct {
 // Fetch reads the shim's counters from /stats at mirrorURL within timeout
 // and reports everything since counting began, pricing NAT bytes at price.
 func Fetch(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration, price Price) (*Report, error) {
-	st, err := fetchStats(ctx, client, mirrorURL, timeout,
-		"serves no metrics: set [mirror] metrics = true in config.toml and restart it (a shim older than /stats needs an upgrade too)")
+	st, err := fetchStats(ctx, client, mirrorURL, timeout)
 	if err != nil {
 		return nil, err
 	}
 	return Build(st, price)
 }
 
-// fetchStats GETs the shim's counters from /stats; notFound finishes the
-// message for a 404.
-func fetchStats(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration, notFound string) (mirror.Stats, error) {
-	var st mirror.Stats
-	body, err := fetchShim(ctx, client, mirrorURL, "/stats", timeout, notFound)
+// fetchStats GETs the shim's counters from /stats at mirrorURL within
+// timeout. Every failure names the shim and what to do.
+func fetchStats(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration) (mirror.Stats, error) {
+	body, err := fetchShim(ctx, client, mirrorURL, timeout)
 	if err != nil {
-		return st, err
+		return mirror.Stats{}, err
 	}
-	if st, err = Decode(body); err != nil {
+	st, err := Decode(body)
+	if err != nil {
 		return st, fmt.Errorf("counters from %q: %w", mirrorURL, err)
 	}
 	return st, nil
@@ -89,10 +88,10 @@ func Decode(body []byte) (mirror.Stats, error) {
 	return st, nil
 }
 
-// fetchShim GETs path from the shim at mirrorURL within timeout and
-// returns at most maxBody bytes of its body. Every failure names the
-// shim and what to do; notFound finishes the message for a 404.
-func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string, timeout time.Duration, notFound string) ([]byte, error) {
+// fetchShim GETs /stats from the shim at mirrorURL within timeout and
+// returns at most maxBody bytes of its body.
+func fetchShim(ctx context.Context, client *http.Client, mirrorURL string, timeout time.Duration) ([]byte, error) {
+	const path = "/stats"
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	u := strings.TrimRight(mirrorURL, "/") + path
@@ -110,7 +109,7 @@ func fetchShim(ctx context.Context, client *http.Client, mirrorURL, path string,
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("the shim at %q %s", mirrorURL, notFound)
+		return nil, fmt.Errorf("the shim at %q has no %s: set [mirror] metrics = true in config.toml and restart it (a shim older than %s needs an upgrade)", mirrorURL, path, path)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("the shim at %q answered %s on %s", mirrorURL, resp.Status, path)

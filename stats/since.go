@@ -15,8 +15,7 @@ import (
 // snapshot at least d old; when counting began less than d ago, from the
 // start, and Note says so).
 func FetchSince(ctx context.Context, client *http.Client, mirrorURL string, timeout, d time.Duration, price Price, now time.Time) (*Report, error) {
-	st, err := fetchStats(ctx, client, mirrorURL, timeout,
-		"has no /stats: upgrade it, or set [mirror] metrics = true in config.toml and restart it")
+	st, err := fetchStats(ctx, client, mirrorURL, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func Collect(name string, src []byte) ([]Found, error) {
 	if name == "-" {
 		display = "stdin"
 	}
-	if isList(name, src) {
+	if isList(name) {
 		return collectList(display, src), nil
 	}
 	refs, err := rewrite.References(src, rewrite.DetectFormat(name, src))
@@ -54,11 +54,11 @@ func Collect(name string, src []byte) ([]Found, error) {
 // and Compose YAML or JSON, Dockerfiles, Containerfiles) or a plain list
 // (*.txt, *.list, *.images).
 func IsInput(name string) bool {
-	return isList(name, nil) || rewrite.FormatOfName(name) != rewrite.FormatAuto
+	return isList(name) || rewrite.FormatOfName(name) != rewrite.FormatAuto
 }
 
 // isList reports whether name says the input is a plain list.
-func isList(name string, _ []byte) bool {
+func isList(name string) bool {
 	n := strings.ToLower(name)
 	return strings.HasSuffix(n, ".txt") || strings.HasSuffix(n, ".list") || strings.HasSuffix(n, ".images")
 }
