@@ -28,6 +28,20 @@ var ErrNoRegion = errors.New("no AWS region: set region in the config file, set 
 // wins. AWS_ENDPOINT_URL_<SERVICE> points a client at another endpoint.
 // It returns [ErrNoRegion] when no region is known.
 func LoadConfig(ctx context.Context, region string) (aws.Config, error) {
+	cfg, err := loadDefault(ctx, region)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, ErrNoRegion
+	}
+	return cfg, nil
+}
+
+// loadDefault loads the SDK's default configuration, with the region from
+// instance metadata when nothing else names one; region, when not empty,
+// wins. The region may come back empty.
+func loadDefault(ctx context.Context, region string) (aws.Config, error) {
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithEC2IMDSRegion()}
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
@@ -35,9 +49,6 @@ func LoadConfig(ctx context.Context, region string) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		return aws.Config{}, ErrNoRegion
 	}
 	return cfg, nil
 }
@@ -84,9 +95,9 @@ func NewClients(ctx context.Context, region string) (*Clients, error) {
 // resolves (sts:GetCallerIdentity). STS answers in every region, so
 // us-east-1 stands in when none is configured.
 func CallerARN(ctx context.Context) (string, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+	cfg, err := loadDefault(ctx, "")
 	if err != nil {
-		return "", fmt.Errorf("load AWS configuration: %w", err)
+		return "", err
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
