@@ -436,14 +436,19 @@ func (s *Server) finish(r *http.Request, rt route, start time.Time, res result, 
 func (s *Server) logRequest(r *http.Request, rt route, res result, msg string, d time.Duration) {
 	failed := res.reason != ""
 	level, text := slog.LevelDebug, rt.kind.String()
-	attrs := make([]slog.Attr, 0, 10)
-	attrs = append(attrs, slog.String("method", r.Method))
 	switch {
 	case failed:
 		level, text = slog.LevelWarn, "request refused or failed"
-		attrs = append(attrs, slog.String("kind", rt.kind.String()))
 	case rt.kind == kindManifest:
 		level, text = slog.LevelInfo, "manifest"
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return // blob lines are debug: build nothing for them on the hot path
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("method", r.Method))
+	if failed {
+		attrs = append(attrs, slog.String("kind", rt.kind.String()))
 	}
 	attrs = append(attrs,
 		slog.String("upstream", rt.upstream),
